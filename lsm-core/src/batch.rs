@@ -1,0 +1,193 @@
+//! [`WriteBatch`]: a group of puts and deletes applied atomically, and its encoding as a
+//! WAL record payload (see `docs/format/wal.md`).
+//!
+//! Invariant: a batch is applied all-or-nothing, in memory and after a crash, because it
+//! is one checksummed WAL record.
+
+use bytes::Bytes;
+
+use crate::coding::{put_len_prefixed, put_u32, put_u64, varint_len, DecodeError, Reader};
+use crate::error::{Error, Result};
+use crate::types::{Kind, SeqNo, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// Largest encoded batch accepted by [`crate::Db::write`], in bytes (1 GiB).
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// Fixed header of an encoded batch: first sequence (u64) and operation count (u32).
+pub(crate) const BATCH_HEADER_BYTES: usize = 12;
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub(crate) kind: Kind,
+    pub(crate) key: Bytes,
+    pub(crate) value: Bytes,
+}
+
+/// Puts and deletes applied together by [`crate::Db::write`]: all of them or none, also
+/// after a crash. Later operations on the same key win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<Op>,
+    encoded_bytes: usize,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Adds a put of `value` under `key`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(
+            Kind::Value,
+            Bytes::copy_from_slice(key.as_ref()),
+            Bytes::copy_from_slice(value.as_ref()),
+        );
+    }
+
+    /// Adds a deletion of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.push(Kind::Tombstone, Bytes::copy_from_slice(key.as_ref()), Bytes::new());
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Removes every operation.
+    pub fn clear(&mut self) {
+        self.ops.clear();
+        self.encoded_bytes = 0;
+    }
+
+    /// Size of the batch's WAL payload, in bytes.
+    pub fn encoded_len(&self) -> usize {
+        BATCH_HEADER_BYTES + self.encoded_bytes
+    }
+
+    pub(crate) fn push(&mut self, kind: Kind, key: Bytes, value: Bytes) {
+        self.encoded_bytes += 1 + varint_len(key.len() as u64) + key.len();
+        if kind == Kind::Value {
+            self.encoded_bytes += varint_len(value.len() as u64) + value.len();
+        }
+        self.ops.push(Op { kind, key, value });
+    }
+
+    /// Checks the documented limits.
+    pub(crate) fn validate(&self) -> Result<()> {
+        for op in &self.ops {
+            if op.key.len() > MAX_KEY_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes exceeds the limit of {MAX_KEY_BYTES} bytes",
+                    op.key.len()
+                )));
+            }
+            if op.value.len() > MAX_VALUE_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
+                    op.value.len()
+                )));
+            }
+        }
+        if self.encoded_len() > MAX_BATCH_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} bytes exceeds the limit of {MAX_BATCH_BYTES} bytes",
+                self.encoded_len()
+            )));
+        }
+        if self.ops.len() > u32::MAX as usize {
+            return Err(Error::InvalidArgument("batch has too many operations".into()));
+        }
+        Ok(())
+    }
+
+    /// Appends the WAL payload for this batch, whose first op gets sequence `first_seq`.
+    pub(crate) fn encode(&self, first_seq: SeqNo, buf: &mut Vec<u8>) {
+        buf.reserve(self.encoded_len());
+        put_u64(buf, first_seq);
+        put_u32(buf, self.ops.len() as u32);
+        for op in &self.ops {
+            buf.push(op.kind as u8);
+            put_len_prefixed(buf, &op.key);
+            if op.kind == Kind::Value {
+                put_len_prefixed(buf, &op.value);
+            }
+        }
+    }
+
+    /// Decodes a WAL payload; keys and values are zero-copy slices of `payload`.
+    pub(crate) fn decode(payload: &Bytes) -> Result<(SeqNo, WriteBatch), DecodeError> {
+        let mut r = Reader::new(payload);
+        let first_seq = r.u64("batch sequence")?;
+        let count = r.u32("batch count")? as usize;
+        // Each op takes at least two bytes; a larger count is corrupt and must not
+        // drive a huge allocation.
+        if count > r.remaining() / 2 + 1 {
+            return Err(DecodeError::new(8, format!("batch count {count} exceeds its payload")));
+        }
+        let mut batch = WriteBatch::new();
+        batch.ops.reserve(count);
+        let slice = |s: &[u8]| payload.slice_ref(s);
+        for _ in 0..count {
+            let at = r.position();
+            let kind = Kind::from_u8(r.u8("op kind")?)
+                .ok_or_else(|| DecodeError::new(at, "unknown op kind"))?;
+            let key = slice(r.len_prefixed(MAX_KEY_BYTES, "key length")?);
+            let value = match kind {
+                Kind::Value => slice(r.len_prefixed(MAX_VALUE_BYTES, "value length")?),
+                Kind::Tombstone => Bytes::new(),
+            };
+            batch.push(kind, key, value);
+        }
+        if !r.is_empty() {
+            return Err(DecodeError::new(r.position(), "trailing bytes after batch"));
+        }
+        Ok((first_seq, batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        b.delete(b"b");
+        b.put(b"", vec![7u8; 300]);
+        let mut buf = Vec::new();
+        b.encode(42, &mut buf);
+        assert_eq!(buf.len(), b.encoded_len());
+        let (seq, d) = WriteBatch::decode(&Bytes::from(buf)).unwrap();
+        assert_eq!(seq, 42);
+        assert_eq!(d, b);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let mut b = WriteBatch::new();
+        b.put(b"key", b"value");
+        b.delete(b"gone");
+        let mut buf = Vec::new();
+        b.encode(1, &mut buf);
+        for n in 0..buf.len() {
+            assert!(WriteBatch::decode(&Bytes::copy_from_slice(&buf[..n])).is_err(), "len {n}");
+        }
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let mut b = WriteBatch::new();
+        b.put(vec![0u8; MAX_KEY_BYTES + 1], b"v");
+        assert!(matches!(b.validate(), Err(Error::InvalidArgument(_))));
+    }
+}

@@ -1,0 +1,166 @@
+//! [`Iter`]: the public iterator of [`crate::Db::range`] and friends.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{InternalIter, LevelIter, MemIter, MergeIter};
+use crate::error::{Error, Result};
+use crate::types::{encode_internal, seek_trailer, split_internal, trailer_kind, trailer_seq, Kind, SeqNo, MAX_SEQNO};
+use crate::version::SuperVersion;
+
+/// A point-in-time iterator over user entries in key order, yielding `(key, value)` pairs
+/// as [`Bytes`] (they deref to `[u8]`). Writes made after the iterator was created are
+/// not seen. An I/O or corruption error is yielded once, then the iterator ends.
+#[derive(Debug)]
+pub struct Iter {
+    merged: MergeIter,
+    seq: SeqNo,
+    upper: Bound<Vec<u8>>,
+    /// The user key of the last entry returned or skipped; older versions of it are
+    /// skipped.
+    last_key: Option<Vec<u8>>,
+    advance: bool,
+    pending_error: Option<Error>,
+    done: bool,
+    // Held so that the memtables and tables stay alive while iterating.
+    _pin: Arc<SuperVersion>,
+}
+
+impl Iter {
+    pub(crate) fn new(sv: Arc<SuperVersion>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Iter {
+        let mut children: Vec<Box<dyn InternalIter>> = Vec::new();
+        children.push(Box::new(MemIter::new(sv.active.clone())));
+        for m in &sv.sealed {
+            children.push(Box::new(MemIter::new(m.clone())));
+        }
+        for t in &sv.version.levels[0] {
+            children.push(Box::new(LevelIter::new(vec![t.clone()])));
+        }
+        for level in sv.version.levels.iter().skip(1) {
+            if !level.is_empty() {
+                children.push(Box::new(LevelIter::new(level.clone())));
+            }
+        }
+        let mut it = Iter {
+            merged: MergeIter::new(children),
+            seq: seq.min(MAX_SEQNO),
+            upper,
+            last_key: None,
+            advance: false,
+            pending_error: None,
+            done: false,
+            _pin: sv,
+        };
+        let mut target = Vec::new();
+        let start: &[u8] = match &lower {
+            Bound::Included(k) | Bound::Excluded(k) => k,
+            Bound::Unbounded => &[],
+        };
+        encode_internal(&mut target, start, seek_trailer(MAX_SEQNO));
+        if let Bound::Excluded(k) = lower {
+            it.last_key = Some(k);
+        }
+        if let Err(e) = it.merged.seek(&target) {
+            it.pending_error = Some(e);
+        }
+        it
+    }
+
+    /// An iterator that yields `e` and ends.
+    pub(crate) fn with_error(mut self, e: Error) -> Iter {
+        self.pending_error = Some(e);
+        self
+    }
+
+    fn past_upper(&self, key: &[u8]) -> bool {
+        match &self.upper {
+            Bound::Included(u) => key > u.as_slice(),
+            Bound::Excluded(u) => key >= u.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        if self.advance {
+            self.advance = false;
+            self.merged.next()?;
+        }
+        loop {
+            if !self.merged.valid() {
+                return Ok(None);
+            }
+            let ikey = self.merged.key();
+            let Some((key, trailer)) = split_internal(ikey) else {
+                return Err(Error::corruption("<iterator>", 0, "internal key shorter than its trailer"));
+            };
+            if self.past_upper(key) {
+                return Ok(None);
+            }
+            let skip = trailer_seq(trailer) > self.seq || self.last_key.as_deref() == Some(key);
+            if skip {
+                self.merged.next()?;
+                continue;
+            }
+            self.last_key = Some(key.to_vec());
+            if trailer_kind(trailer) != Some(Kind::Value) {
+                self.merged.next()?;
+                continue;
+            }
+            let out = (Bytes::copy_from_slice(key), self.merged.value());
+            self.advance = true;
+            return Ok(Some(out));
+        }
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(e) = self.pending_error.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        match self.step() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last != 0xff {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successors() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! [`MemIter`]: an owned iterator over a memtable, reading the skip list in chunks so it
+//! holds no borrow of it.
+
+use std::cmp::Reverse;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::InternalIter;
+use crate::error::Result;
+use crate::memtable::{MemKey, Memtable};
+use crate::types::{encode_internal, split_internal};
+
+/// Entries copied from the skip list per refill.
+const CHUNK_ENTRIES: usize = 128;
+
+#[derive(Debug)]
+pub(crate) struct MemIter {
+    mem: Arc<Memtable>,
+    buf: Vec<(MemKey, Bytes)>,
+    pos: usize,
+    key: Vec<u8>,
+    exhausted: bool,
+}
+
+impl MemIter {
+    pub(crate) fn new(mem: Arc<Memtable>) -> Self {
+        MemIter {
+            mem,
+            buf: Vec::new(),
+            pos: 0,
+            key: Vec::new(),
+            exhausted: true,
+        }
+    }
+
+    fn refill(&mut self, from: Bound<&MemKey>) {
+        let mut next = Vec::with_capacity(CHUNK_ENTRIES);
+        self.mem.fill(from, CHUNK_ENTRIES, &mut next);
+        self.exhausted = next.len() < CHUNK_ENTRIES;
+        self.buf = next;
+        self.pos = 0;
+        self.encode_current();
+    }
+
+    fn encode_current(&mut self) {
+        self.key.clear();
+        if let Some((k, _)) = self.buf.get(self.pos) {
+            encode_internal(&mut self.key, &k.key, k.trailer());
+        }
+    }
+}
+
+impl InternalIter for MemIter {
+    fn valid(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn value(&self) -> Bytes {
+        self.buf[self.pos].1.clone()
+    }
+
+    fn next(&mut self) -> Result<()> {
+        self.pos += 1;
+        if self.pos >= self.buf.len() && !self.exhausted {
+            if let Some((last, _)) = self.buf.last().cloned() {
+                self.refill(Bound::Excluded(&last));
+                return Ok(());
+            }
+        }
+        self.encode_current();
+        Ok(())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let (k, t) = split_internal(target).unwrap_or((target, u64::MAX));
+        let probe = MemKey {
+            key: Bytes::copy_from_slice(k),
+            rev_trailer: Reverse(t),
+        };
+        self.refill(Bound::Included(&probe));
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! The memtable: a concurrent skip list of internal keys (user key ascending, sequence
+//! descending) to values.
+//!
+//! Invariants: entries are only inserted, never changed or removed; one writer (the
+//! commit-group leader) inserts at a time, readers run concurrently without locks. A
+//! memtable is tied to the WAL segment that holds its writes; once sealed it receives no
+//! more inserts.
+
+use std::cmp::Reverse;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+
+use crate::types::{seek_trailer, trailer, trailer_kind, Kind, SeqNo};
+
+/// Per-entry bookkeeping counted against the memtable budget, in bytes (skip-list node,
+/// towers and `Bytes` headers, approximately).
+const ENTRY_OVERHEAD_BYTES: usize = 96;
+
+/// Skip-list key: `(user key, Reverse(trailer))`, so derived ordering is internal order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MemKey {
+    pub(crate) key: Bytes,
+    pub(crate) rev_trailer: Reverse<u64>,
+}
+
+impl MemKey {
+    pub(crate) fn trailer(&self) -> u64 {
+        self.rev_trailer.0
+    }
+}
+
+/// What a lookup found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// The newest visible version is a value.
+    Value(Bytes),
+    /// The newest visible version is a tombstone.
+    Deleted,
+}
+
+/// One memtable.
+#[derive(Debug)]
+pub(crate) struct Memtable {
+    map: SkipMap<MemKey, Bytes>,
+    approx_bytes: AtomicUsize,
+    wal_number: u64,
+}
+
+impl Memtable {
+    pub(crate) fn new(wal_number: u64) -> Self {
+        Memtable {
+            map: SkipMap::new(),
+            approx_bytes: AtomicUsize::new(0),
+            wal_number,
+        }
+    }
+
+    /// The WAL segment holding this memtable's writes.
+    pub(crate) fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    pub(crate) fn insert(&self, key: Bytes, seq: SeqNo, kind: Kind, value: Bytes) {
+        let size = key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
+        self.map.insert(
+            MemKey {
+                key,
+                rev_trailer: Reverse(trailer(seq, kind)),
+            },
+            value,
+        );
+        self.approx_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.approx_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The newest version of `key` with sequence `<= seq`, if any.
+    pub(crate) fn get(&self, key: &[u8], seq: SeqNo) -> Option<Lookup> {
+        let probe = MemKey {
+            key: Bytes::copy_from_slice(key),
+            rev_trailer: Reverse(seek_trailer(seq)),
+        };
+        let entry = self.map.lower_bound(Bound::Included(&probe))?;
+        if entry.key().key.as_ref() != key {
+            return None;
+        }
+        match trailer_kind(entry.key().trailer()) {
+            Some(Kind::Value) => Some(Lookup::Value(entry.value().clone())),
+            _ => Some(Lookup::Deleted),
+        }
+    }
+
+    /// Copies up to `max` entries at or after `from` into `out`, in internal order.
+    pub(crate) fn fill(&self, from: Bound<&MemKey>, max: usize, out: &mut Vec<(MemKey, Bytes)>) {
+        for e in self.map.range((from, Bound::Unbounded)).take(max) {
+            out.push((e.key().clone(), e.value().clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_sees_newest_visible_version() {
+        let m = Memtable::new(1);
+        m.insert(Bytes::from_static(b"k"), 1, Kind::Value, Bytes::from_static(b"v1"));
+        m.insert(Bytes::from_static(b"k"), 3, Kind::Tombstone, Bytes::new());
+        m.insert(Bytes::from_static(b"k"), 5, Kind::Value, Bytes::from_static(b"v5"));
+        m.insert(Bytes::from_static(b"ka"), 2, Kind::Value, Bytes::from_static(b"x"));
+        assert_eq!(m.get(b"k", 0), None);
+        assert_eq!(m.get(b"k", 2), Some(Lookup::Value(Bytes::from_static(b"v1"))));
+        assert_eq!(m.get(b"k", 4), Some(Lookup::Deleted));
+        assert_eq!(m.get(b"k", 9), Some(Lookup::Value(Bytes::from_static(b"v5"))));
+        assert_eq!(m.get(b"j", 9), None);
+        assert_eq!(m.get(b"kb", 9), None);
+    }
+}
