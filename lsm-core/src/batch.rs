@@ -49,7 +49,11 @@ impl WriteBatch {
 
     /// Adds a deletion of `key`.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
-        self.push(Kind::Tombstone, Bytes::copy_from_slice(key.as_ref()), Bytes::new());
+        self.push(
+            Kind::Tombstone,
+            Bytes::copy_from_slice(key.as_ref()),
+            Bytes::new(),
+        );
     }
 
     /// Number of operations.
@@ -104,7 +108,9 @@ impl WriteBatch {
             )));
         }
         if self.ops.len() > u32::MAX as usize {
-            return Err(Error::InvalidArgument("batch has too many operations".into()));
+            return Err(Error::InvalidArgument(
+                "batch has too many operations".into(),
+            ));
         }
         Ok(())
     }
@@ -131,7 +137,10 @@ impl WriteBatch {
         // Each op takes at least two bytes; a larger count is corrupt and must not
         // drive a huge allocation.
         if count > r.remaining() / 2 + 1 {
-            return Err(DecodeError::new(8, format!("batch count {count} exceeds its payload")));
+            return Err(DecodeError::new(
+                8,
+                format!("batch count {count} exceeds its payload"),
+            ));
         }
         let mut batch = WriteBatch::new();
         batch.ops.reserve(count);
@@ -180,7 +189,10 @@ mod tests {
         let mut buf = Vec::new();
         b.encode(1, &mut buf);
         for n in 0..buf.len() {
-            assert!(WriteBatch::decode(&Bytes::copy_from_slice(&buf[..n])).is_err(), "len {n}");
+            assert!(
+                WriteBatch::decode(&Bytes::copy_from_slice(&buf[..n])).is_err(),
+                "len {n}"
+            );
         }
     }
 

@@ -129,7 +129,10 @@ impl<'a> Reader<'a> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.bytes.get(self.pos) else {
-                return Err(DecodeError::new(start, format!("truncated varint ({what})")));
+                return Err(DecodeError::new(
+                    start,
+                    format!("truncated varint ({what})"),
+                ));
             };
             self.pos += 1;
             let low = u64::from(b & 0x7f);

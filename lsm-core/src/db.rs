@@ -133,7 +133,9 @@ pub(crate) struct Inner {
 
 impl Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Inner")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,11 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::open`].
-    pub fn open_with_fs(path: impl AsRef<Path>, opts: Options, fs: Arc<dyn FileSystem>) -> Result<Db> {
+    pub fn open_with_fs(
+        path: impl AsRef<Path>,
+        opts: Options,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<Db> {
         let inner = Inner::open(path.as_ref(), opts, fs)?;
         let inner = Arc::new(inner);
         if inner.opts.background_threads {
@@ -241,8 +247,10 @@ impl Db {
 
     /// A point-in-time iterator over the keys in `range`, in key order.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.snapshot()
-            .range_owned(owned_bound(range.start_bound()), owned_bound(range.end_bound()))
+        self.snapshot().range_owned(
+            owned_bound(range.start_bound()),
+            owned_bound(range.end_bound()),
+        )
     }
 
     /// A point-in-time iterator over every key.
@@ -295,7 +303,9 @@ impl Db {
         let inner = self.inner();
         inner.check_open()?;
         let mut wal = inner.wal.lock();
-        wal.writer.sync().inspect_err(|e| inner.set_poison(format!("WAL fsync failed: {e}")))?;
+        wal.writer
+            .sync()
+            .inspect_err(|e| inner.set_poison(format!("WAL fsync failed: {e}")))?;
         bump(&inner.counters.wal_syncs, 1);
         Ok(())
     }
@@ -360,7 +370,10 @@ impl Snapshot {
 
     /// The keys in `range` as of the snapshot.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
-        self.range_owned(owned_bound(range.start_bound()), owned_bound(range.end_bound()))
+        self.range_owned(
+            owned_bound(range.start_bound()),
+            owned_bound(range.end_bound()),
+        )
     }
 
     fn range_owned(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Iter {
@@ -402,7 +415,12 @@ impl Inner {
                     path: dir.to_path_buf(),
                 })
             }
-            Err(e) => return Err(Error::io(format!("locking {}", dir.join(LOCK_FILE).display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("locking {}", dir.join(LOCK_FILE).display()),
+                    e,
+                ))
+            }
         };
         let table_opts = TableOptions {
             block_size_bytes: opts.block_size_bytes,
@@ -418,7 +436,9 @@ impl Inner {
                 .read(&manifest_path)
                 .ctx(|| format!("reading {}", manifest_path.display()))?;
             ManifestData::decode(&bytes).map_err(|e| match e {
-                ManifestError::Corrupt(d) => Error::corruption(&manifest_path, d.offset as u64, d.reason),
+                ManifestError::Corrupt(d) => {
+                    Error::corruption(&manifest_path, d.offset as u64, d.reason)
+                }
                 ManifestError::UnsupportedVersion(found) => Error::UnsupportedVersion {
                     file: manifest_path.clone(),
                     found,
@@ -494,13 +514,20 @@ impl Inner {
         let mut last_seq = data.last_sequence;
         for (i, &n) in replay.iter().enumerate() {
             let path = dir.join(wal_file_name(n));
-            let bytes = Bytes::from(fs.read(&path).ctx(|| format!("reading {}", path.display()))?);
+            let bytes = Bytes::from(
+                fs.read(&path)
+                    .ctx(|| format!("reading {}", path.display()))?,
+            );
             let contents = read_segment(&path, &bytes, n, i + 1 == replay.len())?;
             for (first_seq, batch) in contents.batches {
                 for (j, op) in batch.ops.into_iter().enumerate() {
                     let seq = first_seq + j as u64;
                     if seq > MAX_SEQNO {
-                        return Err(Error::corruption(&path, 0, format!("sequence {seq} out of range")));
+                        return Err(Error::corruption(
+                            &path,
+                            0,
+                            format!("sequence {seq} out of range"),
+                        ));
                     }
                     recovered.insert(op.key, seq, op.kind, op.value);
                     last_seq = last_seq.max(seq);
@@ -519,7 +546,7 @@ impl Inner {
                 next_number: &alloc,
                 drop_tombstone: &never,
             };
-            let mut it = MemIter::new(recovered.clone());
+            let mut it = MemIter::new(recovered);
             it.seek(&first_key())?;
             let tables = write_tables(&spec, &mut it)?;
             for t in &tables {
@@ -536,7 +563,12 @@ impl Inner {
         }
 
         let wal_number = next_file.fetch_add(1, Ordering::SeqCst);
-        let writer = WalWriter::create(fs.as_ref(), dir, dir.join(wal_file_name(wal_number)), wal_number)?;
+        let writer = WalWriter::create(
+            fs.as_ref(),
+            dir,
+            dir.join(wal_file_name(wal_number)),
+            wal_number,
+        )?;
         let manifest = ManifestData {
             next_file_number: next_file.load(Ordering::SeqCst),
             last_sequence: last_seq,
@@ -548,7 +580,8 @@ impl Inner {
             .ctx(|| format!("writing {}", manifest_path.display()))?;
         for n in replay {
             let p = dir.join(wal_file_name(n));
-            fs.remove_file(&p).ctx(|| format!("removing replayed WAL {}", p.display()))?;
+            fs.remove_file(&p)
+                .ctx(|| format!("removing replayed WAL {}", p.display()))?;
         }
 
         let sv = SuperVersion {
@@ -697,7 +730,12 @@ impl Inner {
         for p in group {
             frame_record(&mut buf, |b| p.batch.encode(next, b));
             next += p.batch.len() as u64;
-            user_bytes += p.batch.ops.iter().map(|o| (o.key.len() + o.value.len()) as u64).sum::<u64>();
+            user_bytes += p
+                .batch
+                .ops
+                .iter()
+                .map(|o| (o.key.len() + o.value.len()) as u64)
+                .sum::<u64>();
         }
         let sv = self.current_sv();
         {
@@ -719,7 +757,8 @@ impl Inner {
         for p in group {
             for op in &p.batch.ops {
                 s += 1;
-                sv.active.insert(op.key.clone(), s, op.kind, op.value.clone());
+                sv.active
+                    .insert(op.key.clone(), s, op.kind, op.value.clone());
             }
         }
         debug_assert_eq!(s, next - 1);
@@ -745,7 +784,10 @@ impl Inner {
                 let start = Instant::now();
                 std::thread::sleep(Duration::from_millis(1));
                 bump(&self.counters.write_slowdowns, 1);
-                bump(&self.counters.write_stall_micros, start.elapsed().as_micros() as u64);
+                bump(
+                    &self.counters.write_stall_micros,
+                    start.elapsed().as_micros() as u64,
+                );
                 slowed = true;
                 continue;
             }
@@ -778,7 +820,10 @@ impl Inner {
             self.bg_cv.wait_for(&mut bg, WAIT_SLICE);
         }
         drop(bg);
-        bump(&self.counters.write_stall_micros, start.elapsed().as_micros() as u64);
+        bump(
+            &self.counters.write_stall_micros,
+            start.elapsed().as_micros() as u64,
+        );
     }
 
     /// Seals the active memtable and starts a fresh one on a new WAL segment.
@@ -846,7 +891,10 @@ impl Inner {
         loop {
             self.check_writable()?;
             let sv = self.current_sv();
-            if !sealed.iter().any(|m| sv.sealed.iter().any(|s| Arc::ptr_eq(s, m))) {
+            if !sealed
+                .iter()
+                .any(|m| sv.sealed.iter().any(|s| Arc::ptr_eq(s, m)))
+            {
                 return Ok(());
             }
             self.bg_cv.wait_for(&mut bg, WAIT_SLICE);
@@ -896,7 +944,12 @@ impl Inner {
             let mut sv = self.sv.write();
             *sv = Arc::new(SuperVersion {
                 active: sv.active.clone(),
-                sealed: sv.sealed.iter().filter(|s| !Arc::ptr_eq(s, &mem)).cloned().collect(),
+                sealed: sv
+                    .sealed
+                    .iter()
+                    .filter(|s| !Arc::ptr_eq(s, &mem))
+                    .cloned()
+                    .collect(),
                 version,
             });
         }
@@ -918,7 +971,8 @@ impl Inner {
             tables: version.all_tables().map(|t| t.meta.clone()).collect(),
         };
         let path = self.dir.join(MANIFEST_FILE);
-        write_atomic(self.fs.as_ref(), &path, &data.encode()).ctx(|| format!("writing {}", path.display()))
+        write_atomic(self.fs.as_ref(), &path, &data.encode())
+            .ctx(|| format!("writing {}", path.display()))
     }
 
     /// Deletes WAL segments older than the manifest's log number (not during a
@@ -931,7 +985,11 @@ impl Inner {
         let old: Vec<u64> = wal.segments.range(..m.log_number).copied().collect();
         for n in old {
             // A segment that cannot be removed now is removed as obsolete at next open.
-            if self.fs.remove_file(&self.dir.join(wal_file_name(n))).is_ok() {
+            if self
+                .fs
+                .remove_file(&self.dir.join(wal_file_name(n)))
+                .is_ok()
+            {
                 wal.segments.remove(&n);
             }
         }
@@ -1002,7 +1060,11 @@ impl Inner {
     /// Executes a task and installs its result. Caller holds `compaction_lock`.
     fn run_compaction(&self, task: &CompactionTask) -> Result<()> {
         let version = self.current_sv().version.clone();
-        let removed: Vec<(usize, u64)> = task.inputs.iter().map(|t| (t.meta.level, t.meta.number)).collect();
+        let removed: Vec<(usize, u64)> = task
+            .inputs
+            .iter()
+            .map(|t| (t.meta.level, t.meta.number))
+            .collect();
         let read_bytes: u64 = task.inputs.iter().map(|t| t.meta.size_bytes).sum();
         let added = if task.trivial_move {
             let t = &task.inputs[0];
@@ -1010,7 +1072,11 @@ impl Inner {
                 level: task.output_level,
                 ..t.meta.clone()
             };
-            vec![Arc::new(TableHandle::new(meta, t.table.clone(), self.fs.clone()))]
+            vec![Arc::new(TableHandle::new(
+                meta,
+                t.table.clone(),
+                self.fs.clone(),
+            ))]
         } else {
             let children: Vec<Box<dyn InternalIter>> = task
                 .inputs
@@ -1073,7 +1139,10 @@ impl Inner {
     fn checkpoint(&self, target: &Path) -> Result<()> {
         self.check_open()?;
         if self.fs.exists(target) {
-            let entries = self.fs.list_dir(target).ctx(|| format!("listing {}", target.display()))?;
+            let entries = self
+                .fs
+                .list_dir(target)
+                .ctx(|| format!("listing {}", target.display()))?;
             if !entries.is_empty() {
                 return Err(Error::InvalidArgument(format!(
                     "checkpoint target {} is not empty",
@@ -1098,7 +1167,8 @@ impl Inner {
             let wal = self.wal.lock();
             let sv = self.current_sv();
             let seq = self.visible_seq.load(Ordering::Acquire);
-            let mut segments: Vec<(u64, Option<u64>)> = sv.sealed.iter().map(|s| (s.wal_number(), None)).collect();
+            let mut segments: Vec<(u64, Option<u64>)> =
+                sv.sealed.iter().map(|s| (s.wal_number(), None)).collect();
             segments.push((wal.writer.number(), Some(wal.writer.len_bytes())));
             (sv, segments, seq)
         };
@@ -1106,13 +1176,19 @@ impl Inner {
             let name = table_file_name(t.meta.number);
             let (from, to) = (t.path(), target.join(&name));
             if self.fs.hard_link(&from, &to).is_err() {
-                let bytes = self.fs.read(&from).ctx(|| format!("reading {}", from.display()))?;
+                let bytes = self
+                    .fs
+                    .read(&from)
+                    .ctx(|| format!("reading {}", from.display()))?;
                 copy_durably(self.fs.as_ref(), &to, &bytes)?;
             }
         }
         for &(n, len) in &segments {
             let from = self.dir.join(wal_file_name(n));
-            let mut bytes = self.fs.read(&from).ctx(|| format!("reading {}", from.display()))?;
+            let mut bytes = self
+                .fs
+                .read(&from)
+                .ctx(|| format!("reading {}", from.display()))?;
             if let Some(len) = len {
                 bytes.truncate(len as usize);
             }
@@ -1126,7 +1202,8 @@ impl Inner {
             tables: sv.version.all_tables().map(|t| t.meta.clone()).collect(),
         };
         let path = target.join(MANIFEST_FILE);
-        write_atomic(self.fs.as_ref(), &path, &data.encode()).ctx(|| format!("writing {}", path.display()))
+        write_atomic(self.fs.as_ref(), &path, &data.encode())
+            .ctx(|| format!("writing {}", path.display()))
     }
 
     // ---------------------------------------------------------------- stats, shutdown
@@ -1138,6 +1215,16 @@ impl Inner {
             memtable_bytes: sv.active.approx_bytes() as u64,
             sealed_memtables: sv.sealed.len() as u64,
             sealed_memtable_bytes: sv.sealed.iter().map(|m| m.approx_bytes() as u64).sum(),
+            table_entries: sv
+                .version
+                .all_tables()
+                .map(|t| t.table.props().entries)
+                .sum(),
+            table_tombstones: sv
+                .version
+                .all_tables()
+                .map(|t| t.table.props().tombstones)
+                .sum(),
             levels: sv
                 .version
                 .levels
@@ -1172,18 +1259,20 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        {
-            let mut q = self.commit.lock();
-            q.closed = true;
-            self.commit_cv.notify_all();
-            while q.leader_active {
-                self.commit_cv.wait(&mut q);
-            }
-        }
+        // Refuse new writes, wake stalled writers (they see `stop` and return Closed),
+        // then wait for the commit group in flight to finish.
+        self.commit.lock().closed = true;
         {
             let mut bg = self.bg.lock();
             bg.stop = true;
             self.bg_cv.notify_all();
+        }
+        {
+            let mut q = self.commit.lock();
+            self.commit_cv.notify_all();
+            while q.leader_active {
+                self.commit_cv.wait(&mut q);
+            }
         }
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
@@ -1196,28 +1285,51 @@ impl Inner {
 }
 
 /// Verifies a table named by the manifest against its record.
-fn open_table_checked(fs: &Arc<dyn FileSystem>, dir: &Path, meta: &TableMeta) -> Result<Arc<TableHandle>> {
+fn open_table_checked(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    meta: &TableMeta,
+) -> Result<Arc<TableHandle>> {
     let path = dir.join(table_file_name(meta.number));
-    let data = fs.map(&path).ctx(|| format!("mapping table {}", path.display()))?;
+    let data = fs
+        .map(&path)
+        .ctx(|| format!("mapping table {}", path.display()))?;
     if data.len() as u64 != meta.size_bytes {
         return Err(Error::corruption(
             &path,
             0,
-            format!("table is {} bytes, the manifest says {}", data.len(), meta.size_bytes),
+            format!(
+                "table is {} bytes, the manifest says {}",
+                data.len(),
+                meta.size_bytes
+            ),
         ));
     }
     let table = Table::open(&path, data)?;
     let p = table.props();
-    if p.smallest != meta.smallest || p.largest != meta.largest || p.entries != meta.entries || p.max_seq != meta.max_seq {
-        return Err(Error::corruption(&path, 0, "table properties do not match the manifest"));
+    if p.smallest != meta.smallest
+        || p.largest != meta.largest
+        || p.entries != meta.entries
+        || p.max_seq != meta.max_seq
+    {
+        return Err(Error::corruption(
+            &path,
+            0,
+            "table properties do not match the manifest",
+        ));
     }
-    Ok(Arc::new(TableHandle::new(meta.clone(), Arc::new(table), fs.clone())))
+    Ok(Arc::new(TableHandle::new(
+        meta.clone(),
+        Arc::new(table),
+        fs.clone(),
+    )))
 }
 
 /// Writes a new file with `bytes` and fsyncs it.
 fn copy_durably(fs: &dyn FileSystem, to: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs.create(to).ctx(|| format!("creating {}", to.display()))?;
-    f.write_all(bytes).ctx(|| format!("writing {}", to.display()))?;
+    f.write_all(bytes)
+        .ctx(|| format!("writing {}", to.display()))?;
     f.sync_data().ctx(|| format!("syncing {}", to.display()))
 }
 

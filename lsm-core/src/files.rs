@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         assert_eq!(classify(&wal_file_name(7)), FileKind::Wal(7));
-        assert_eq!(classify(&table_file_name(1234567)), FileKind::Table(1234567));
+        assert_eq!(
+            classify(&table_file_name(1234567)),
+            FileKind::Table(1234567)
+        );
         assert_eq!(classify("MANIFEST.tmp"), FileKind::Temp);
         assert_eq!(classify("x.sst"), FileKind::Other);
         assert_eq!(classify("LOCK"), FileKind::Other);

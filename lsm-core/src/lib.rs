@@ -35,6 +35,8 @@ mod compaction;
 mod db;
 mod error;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod iter;
 mod manifest;
@@ -54,3 +56,8 @@ pub use iter::Iter;
 pub use options::{Durability, Options};
 pub use stats::{LevelStats, Stats};
 pub use types::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

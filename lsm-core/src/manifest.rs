@@ -6,7 +6,9 @@
 //! database: every table it names was fsynced (file and directory entry) before the
 //! manifest naming it was written.
 
-use crate::coding::{checksum, put_len_prefixed, put_u32, put_u64, put_varint, u32_at, u64_at, DecodeError, Reader};
+use crate::coding::{
+    checksum, put_len_prefixed, put_u32, put_u64, put_varint, u32_at, u64_at, DecodeError, Reader,
+};
 use crate::types::{SeqNo, MAX_KEY_BYTES};
 
 pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"LSMMANI\x01";
@@ -87,7 +89,14 @@ impl ManifestData {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<ManifestData, ManifestError> {
         if bytes.len() < MANIFEST_HEADER_BYTES {
-            return Err(DecodeError::new(0, format!("manifest of {} bytes is shorter than its header", bytes.len())).into());
+            return Err(DecodeError::new(
+                0,
+                format!(
+                    "manifest of {} bytes is shorter than its header",
+                    bytes.len()
+                ),
+            )
+            .into());
         }
         if bytes[..8] != MANIFEST_MAGIC {
             return Err(DecodeError::new(0, "bad manifest magic").into());
@@ -103,7 +112,10 @@ impl ManifestData {
         if body_len != (bytes.len() - MANIFEST_HEADER_BYTES) as u64 {
             return Err(DecodeError::new(
                 16,
-                format!("body length {body_len} does not match file length {}", bytes.len()),
+                format!(
+                    "body length {body_len} does not match file length {}",
+                    bytes.len()
+                ),
             )
             .into());
         }
@@ -113,7 +125,9 @@ impl ManifestData {
         if stored != actual {
             return Err(DecodeError::new(
                 24,
-                format!("manifest checksum mismatch: stored {stored:#018x}, computed {actual:#018x}"),
+                format!(
+                    "manifest checksum mismatch: stored {stored:#018x}, computed {actual:#018x}"
+                ),
             )
             .into());
         }
@@ -128,7 +142,11 @@ impl ManifestData {
         };
         let count = r.u32("table count").map_err(at)? as usize;
         if m.num_levels == 0 || m.num_levels > 64 {
-            return Err(at(DecodeError::new(24, format!("impossible level count {}", m.num_levels))).into());
+            return Err(at(DecodeError::new(
+                24,
+                format!("impossible level count {}", m.num_levels),
+            ))
+            .into());
         }
         for _ in 0..count.min(r.remaining()) {
             let start = r.position();
@@ -146,12 +164,20 @@ impl ManifestData {
             })()
             .map_err(at)?;
             if t.level >= m.num_levels as usize || t.number >= m.next_file_number {
-                return Err(at(DecodeError::new(start, format!("table {} has an impossible level or number", t.number))).into());
+                return Err(at(DecodeError::new(
+                    start,
+                    format!("table {} has an impossible level or number", t.number),
+                ))
+                .into());
             }
             m.tables.push(t);
         }
         if m.tables.len() != count || !r.is_empty() {
-            return Err(at(DecodeError::new(r.position(), "table count does not match the body")).into());
+            return Err(at(DecodeError::new(
+                r.position(),
+                "table count does not match the body",
+            ))
+            .into());
         }
         Ok(m)
     }
@@ -207,7 +233,10 @@ mod tests {
             assert!(ManifestData::decode(&bad).is_err(), "flip at {i}");
         }
         for n in 0..bytes.len() {
-            assert!(ManifestData::decode(&bytes[..n]).is_err(), "truncated to {n}");
+            assert!(
+                ManifestData::decode(&bytes[..n]).is_err(),
+                "truncated to {n}"
+            );
         }
     }
 }

@@ -114,14 +114,35 @@ mod tests {
     #[test]
     fn get_sees_newest_visible_version() {
         let m = Memtable::new(1);
-        m.insert(Bytes::from_static(b"k"), 1, Kind::Value, Bytes::from_static(b"v1"));
+        m.insert(
+            Bytes::from_static(b"k"),
+            1,
+            Kind::Value,
+            Bytes::from_static(b"v1"),
+        );
         m.insert(Bytes::from_static(b"k"), 3, Kind::Tombstone, Bytes::new());
-        m.insert(Bytes::from_static(b"k"), 5, Kind::Value, Bytes::from_static(b"v5"));
-        m.insert(Bytes::from_static(b"ka"), 2, Kind::Value, Bytes::from_static(b"x"));
+        m.insert(
+            Bytes::from_static(b"k"),
+            5,
+            Kind::Value,
+            Bytes::from_static(b"v5"),
+        );
+        m.insert(
+            Bytes::from_static(b"ka"),
+            2,
+            Kind::Value,
+            Bytes::from_static(b"x"),
+        );
         assert_eq!(m.get(b"k", 0), None);
-        assert_eq!(m.get(b"k", 2), Some(Lookup::Value(Bytes::from_static(b"v1"))));
+        assert_eq!(
+            m.get(b"k", 2),
+            Some(Lookup::Value(Bytes::from_static(b"v1")))
+        );
         assert_eq!(m.get(b"k", 4), Some(Lookup::Deleted));
-        assert_eq!(m.get(b"k", 9), Some(Lookup::Value(Bytes::from_static(b"v5"))));
+        assert_eq!(
+            m.get(b"k", 9),
+            Some(Lookup::Value(Bytes::from_static(b"v5")))
+        );
         assert_eq!(m.get(b"j", 9), None);
         assert_eq!(m.get(b"kb", 9), None);
     }

@@ -80,7 +80,8 @@ impl Options {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, why: &str| Err(Error::InvalidArgument(format!("Options::{field} {why}")));
+        let bad =
+            |field: &str, why: &str| Err(Error::InvalidArgument(format!("Options::{field} {why}")));
         if self.memtable_size_bytes < 4096 {
             return bad("memtable_size_bytes", "must be at least 4096");
         }
@@ -100,7 +101,10 @@ impl Options {
             return bad("l0_compaction_trigger", "must be at least 1");
         }
         if self.l0_slowdown_trigger < self.l0_compaction_trigger {
-            return bad("l0_slowdown_trigger", "must be at least l0_compaction_trigger");
+            return bad(
+                "l0_slowdown_trigger",
+                "must be at least l0_compaction_trigger",
+            );
         }
         if self.l0_stop_trigger < self.l0_slowdown_trigger {
             return bad("l0_stop_trigger", "must be at least l0_slowdown_trigger");

@@ -52,6 +52,10 @@ pub struct Stats {
     pub sealed_memtables: u64,
     /// Approximate bytes in sealed memtables.
     pub sealed_memtable_bytes: u64,
+    /// Entries (values and tombstones, all versions) in live tables.
+    pub table_entries: u64,
+    /// Tombstones in live tables.
+    pub table_tombstones: u64,
     /// Tables and bytes per level, L0 first.
     pub levels: Vec<LevelStats>,
     /// Memtables written to L0.

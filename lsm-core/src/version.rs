@@ -94,7 +94,7 @@ impl Version {
         for t in &edit.added {
             levels[t.meta.level].push(t.clone());
         }
-        levels[0].sort_by(|a, b| b.meta.max_seq.cmp(&a.meta.max_seq));
+        levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta.max_seq));
         for level in levels.iter_mut().skip(1) {
             level.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
@@ -110,7 +110,12 @@ impl Version {
     }
 
     /// Tables of `level` whose key range intersects `[smallest, largest]`.
-    pub(crate) fn overlapping(&self, level: usize, smallest: &[u8], largest: &[u8]) -> Vec<Arc<TableHandle>> {
+    pub(crate) fn overlapping(
+        &self,
+        level: usize,
+        smallest: &[u8],
+        largest: &[u8],
+    ) -> Vec<Arc<TableHandle>> {
         self.levels[level]
             .iter()
             .filter(|t| t.overlaps(smallest, largest))
@@ -127,7 +132,12 @@ impl Version {
     }
 
     /// Looks `key` up in the tables, newest first.
-    pub(crate) fn get(&self, key: &[u8], seq: SeqNo, counters: &Counters) -> Result<Option<Lookup>> {
+    pub(crate) fn get(
+        &self,
+        key: &[u8],
+        seq: SeqNo,
+        counters: &Counters,
+    ) -> Result<Option<Lookup>> {
         let hash = bloom_hash(key);
         let probe = |t: &TableHandle| -> Result<Option<Lookup>> {
             if t.meta.min_seq > seq {
@@ -164,7 +174,10 @@ impl Version {
 }
 
 /// The table of a sorted, non-overlapping level whose range holds `key`.
-pub(crate) fn find_in_level<'a>(tables: &'a [Arc<TableHandle>], key: &[u8]) -> Option<&'a Arc<TableHandle>> {
+pub(crate) fn find_in_level<'a>(
+    tables: &'a [Arc<TableHandle>],
+    key: &[u8],
+) -> Option<&'a Arc<TableHandle>> {
     let i = tables.partition_point(|t| t.meta.largest.as_slice() < key);
     tables.get(i).filter(|t| t.meta.smallest.as_slice() <= key)
 }
@@ -179,7 +192,12 @@ pub(crate) struct SuperVersion {
 }
 
 impl SuperVersion {
-    pub(crate) fn get(&self, key: &[u8], seq: SeqNo, counters: &Counters) -> Result<Option<bytes::Bytes>> {
+    pub(crate) fn get(
+        &self,
+        key: &[u8],
+        seq: SeqNo,
+        counters: &Counters,
+    ) -> Result<Option<bytes::Bytes>> {
         let found = std::iter::once(&self.active)
             .chain(self.sealed.iter())
             .find_map(|m| m.get(key, seq));

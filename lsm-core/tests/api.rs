@@ -17,9 +17,15 @@ fn put_get_delete_and_overwrite() {
     db.delete(b"k").unwrap();
     assert_eq!(db.get(b"k").unwrap(), None);
     db.put(b"", b"empty key works").unwrap();
-    assert_eq!(db.get(b"").unwrap().as_deref(), Some(&b"empty key works"[..]));
+    assert_eq!(
+        db.get(b"").unwrap().as_deref(),
+        Some(&b"empty key works"[..])
+    );
     db.put(b"binary\x00\xff", [0u8, 1, 2, 255]).unwrap();
-    assert_eq!(db.get(b"binary\x00\xff").unwrap().as_deref(), Some(&[0u8, 1, 2, 255][..]));
+    assert_eq!(
+        db.get(b"binary\x00\xff").unwrap().as_deref(),
+        Some(&[0u8, 1, 2, 255][..])
+    );
 }
 
 #[test]
@@ -41,12 +47,22 @@ fn batches_ranges_prefixes_and_snapshots() {
     assert_eq!(all.len(), 98);
     assert_eq!(all[0], (b"key000".to_vec(), b"changed".to_vec()));
     let r = collect(db.range(&b"key010"[..]..&b"key013"[..]));
-    let keys: Vec<_> = r.iter().map(|(k, _)| String::from_utf8(k.clone()).unwrap()).collect();
+    let keys: Vec<_> = r
+        .iter()
+        .map(|(k, _)| String::from_utf8(k.clone()).unwrap())
+        .collect();
     assert_eq!(keys, ["key010", "key011", "key012"]);
     let r = collect(db.range(&b"key048"[..]..=&b"key051"[..]));
     assert_eq!(r.len(), 3, "deleted key050 is skipped");
     assert_eq!(collect(db.prefix("key09")).len(), 10);
-    assert_eq!(collect(db.range::<&[u8], _>((std::ops::Bound::Excluded(&b"key098"[..]), std::ops::Bound::Unbounded))).len(), 1);
+    assert_eq!(
+        collect(db.range::<&[u8], _>((
+            std::ops::Bound::Excluded(&b"key098"[..]),
+            std::ops::Bound::Unbounded
+        )))
+        .len(),
+        1
+    );
 
     // The snapshot still sees the state before the later writes, across the flush.
     assert_eq!(snap.get("key000").unwrap().as_deref(), Some(&b"v0"[..]));
@@ -161,7 +177,10 @@ fn checkpoint_opens_as_a_consistent_database() {
     let target = dir.path().join("backup");
     db.checkpoint(&target).unwrap();
     db.put("after", "not in the checkpoint").unwrap();
-    assert!(db.checkpoint(&target).is_err(), "non-empty target is refused");
+    assert!(
+        db.checkpoint(&target).is_err(),
+        "non-empty target is refused"
+    );
     let copy = Db::open(&target, small_options()).unwrap();
     assert_eq!(copy.get("after").unwrap(), None);
     let all = collect(copy.iter());

@@ -38,22 +38,34 @@ pub(crate) fn table_file_name(number: u64) -> String {
 }
 
 /// Drains `input` into new tables and returns them, opened.
-pub(crate) fn write_tables(spec: &OutputSpec<'_>, input: &mut dyn InternalIter) -> Result<Vec<Arc<TableHandle>>> {
+pub(crate) fn write_tables(
+    spec: &OutputSpec<'_>,
+    input: &mut dyn InternalIter,
+) -> Result<Vec<Arc<TableHandle>>> {
     let mut outputs: Vec<(u64, u64, crate::sstable::TableProps)> = Vec::new();
     let mut current: Option<(u64, TableBuilder)> = None;
     let mut last_key: Option<Vec<u8>> = None;
     while input.valid() {
         let ikey = input.key();
         let Some((key, trailer)) = split_internal(ikey) else {
-            return Err(Error::corruption(spec.dir, 0, "internal key shorter than its trailer"));
+            return Err(Error::corruption(
+                spec.dir,
+                0,
+                "internal key shorter than its trailer",
+            ));
         };
         if last_key.as_deref() == Some(key) {
             input.next()?;
             continue;
         }
         last_key = Some(key.to_vec());
-        let kind = trailer_kind(trailer)
-            .ok_or_else(|| Error::corruption(spec.dir, 0, format!("unknown entry kind in trailer {trailer:#x}")))?;
+        let kind = trailer_kind(trailer).ok_or_else(|| {
+            Error::corruption(
+                spec.dir,
+                0,
+                format!("unknown entry kind in trailer {trailer:#x}"),
+            )
+        })?;
         if kind == Kind::Tombstone && (spec.drop_tombstone)(key) {
             input.next()?;
             continue;
@@ -61,7 +73,10 @@ pub(crate) fn write_tables(spec: &OutputSpec<'_>, input: &mut dyn InternalIter) 
         if current.is_none() {
             let number = (spec.next_number)();
             let path = spec.dir.join(table_file_name(number));
-            current = Some((number, TableBuilder::create(spec.fs.as_ref(), &path, spec.table_opts)?));
+            current = Some((
+                number,
+                TableBuilder::create(spec.fs.as_ref(), &path, spec.table_opts)?,
+            ));
         }
         if let Some((_, b)) = current.as_mut() {
             b.add(key, trailer_seq(trailer), kind, &input.value())?;
@@ -87,7 +102,9 @@ pub(crate) fn write_tables(spec: &OutputSpec<'_>, input: &mut dyn InternalIter) 
     }
     outputs
         .into_iter()
-        .map(|(number, size, props)| open_table(spec.fs, spec.dir, number, size, spec.level, &props))
+        .map(|(number, size, props)| {
+            open_table(spec.fs, spec.dir, number, size, spec.level, &props)
+        })
         .collect()
 }
 
@@ -101,7 +118,9 @@ fn open_table(
     props: &crate::sstable::TableProps,
 ) -> Result<Arc<TableHandle>> {
     let path = dir.join(table_file_name(number));
-    let data = fs.map(&path).ctx(|| format!("mapping table {}", path.display()))?;
+    let data = fs
+        .map(&path)
+        .ctx(|| format!("mapping table {}", path.display()))?;
     let table = Table::open(&path, data)?;
     let meta = TableMeta {
         level,
@@ -113,5 +132,9 @@ fn open_table(
         smallest: props.smallest.clone(),
         largest: props.largest.clone(),
     };
-    Ok(Arc::new(TableHandle::new(meta, Arc::new(table), fs.clone())))
+    Ok(Arc::new(TableHandle::new(
+        meta,
+        Arc::new(table),
+        fs.clone(),
+    )))
 }

@@ -50,7 +50,11 @@ pub(crate) fn scores(version: &Version, opts: &Options) -> Vec<f64> {
 
 /// The next background compaction, if any level is over its target.
 /// `pointers[n]` is the largest key of the last table compacted out of level `n`.
-pub(crate) fn pick(version: &Version, opts: &Options, pointers: &[Option<Vec<u8>>]) -> Option<CompactionTask> {
+pub(crate) fn pick(
+    version: &Version,
+    opts: &Options,
+    pointers: &[Option<Vec<u8>>],
+) -> Option<CompactionTask> {
     let s = scores(version, opts);
     let (level, &score) = s
         .iter()
@@ -72,9 +76,22 @@ pub(crate) fn pick(version: &Version, opts: &Options, pointers: &[Option<Vec<u8>
     Some(task_for(version, sources, level, level + 1))
 }
 
-fn task_for(version: &Version, sources: Vec<Arc<TableHandle>>, source_level: usize, output_level: usize) -> CompactionTask {
-    let smallest = sources.iter().map(|t| t.meta.smallest.as_slice()).min().unwrap_or_default();
-    let largest = sources.iter().map(|t| t.meta.largest.as_slice()).max().unwrap_or_default();
+fn task_for(
+    version: &Version,
+    sources: Vec<Arc<TableHandle>>,
+    source_level: usize,
+    output_level: usize,
+) -> CompactionTask {
+    let smallest = sources
+        .iter()
+        .map(|t| t.meta.smallest.as_slice())
+        .min()
+        .unwrap_or_default();
+    let largest = sources
+        .iter()
+        .map(|t| t.meta.largest.as_slice())
+        .max()
+        .unwrap_or_default();
     let below = version.overlapping(output_level, smallest, largest);
     let trivial_move = below.is_empty() && sources.len() == 1;
     let mut inputs = sources;
@@ -116,14 +133,21 @@ mod tests {
 
     /// Version-level tests need tables with real metadata; the table contents do not
     /// matter to the picker, so every handle shares one tiny table.
-    fn handle(level: usize, number: u64, smallest: &str, largest: &str, size: u64) -> Arc<TableHandle> {
+    fn handle(
+        level: usize,
+        number: u64,
+        smallest: &str,
+        largest: &str,
+        size: u64,
+    ) -> Arc<TableHandle> {
         use crate::io::{FileSystem, StdFs};
         use crate::sstable::TableBuilder;
         thread_local!(static DIR: tempfile::TempDir = tempfile::tempdir().unwrap());
         let path = DIR.with(|d| d.path().join(format!("{number}.sst")));
         let opts = crate::sstable::builder_options_for_tests();
         let mut b = TableBuilder::create(&StdFs, &path, opts).unwrap();
-        b.add(smallest.as_bytes(), 1, crate::types::Kind::Value, b"v").unwrap();
+        b.add(smallest.as_bytes(), 1, crate::types::Kind::Value, b"v")
+            .unwrap();
         b.finish().unwrap();
         let table = Table::open(&path, bytes::Bytes::from(StdFs.read(&path).unwrap())).unwrap();
         let meta = TableMeta {
@@ -159,7 +183,10 @@ mod tests {
 
     #[test]
     fn nothing_to_do_below_targets() {
-        let v = version(vec![handle(0, 1, "a", "c", 10), handle(1, 2, "a", "z", 500)]);
+        let v = version(vec![
+            handle(0, 1, "a", "c", 10),
+            handle(1, 2, "a", "z", 500),
+        ]);
         assert!(pick(&v, &opts(), &[]).is_none());
     }
 

@@ -7,7 +7,10 @@ use bytes::Bytes;
 
 use super::{InternalIter, LevelIter, MemIter, MergeIter};
 use crate::error::{Error, Result};
-use crate::types::{encode_internal, seek_trailer, split_internal, trailer_kind, trailer_seq, Kind, SeqNo, MAX_SEQNO};
+use crate::types::{
+    encode_internal, seek_trailer, split_internal, trailer_kind, trailer_seq, Kind, SeqNo,
+    MAX_SEQNO,
+};
 use crate::version::SuperVersion;
 
 /// A point-in-time iterator over user entries in key order, yielding `(key, value)` pairs
@@ -29,7 +32,12 @@ pub struct Iter {
 }
 
 impl Iter {
-    pub(crate) fn new(sv: Arc<SuperVersion>, seq: SeqNo, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Iter {
+    pub(crate) fn new(
+        sv: Arc<SuperVersion>,
+        seq: SeqNo,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+    ) -> Iter {
         let mut children: Vec<Box<dyn InternalIter>> = Vec::new();
         children.push(Box::new(MemIter::new(sv.active.clone())));
         for m in &sv.sealed {
@@ -93,7 +101,11 @@ impl Iter {
             }
             let ikey = self.merged.key();
             let Some((key, trailer)) = split_internal(ikey) else {
-                return Err(Error::corruption("<iterator>", 0, "internal key shorter than its trailer"));
+                return Err(Error::corruption(
+                    "<iterator>",
+                    0,
+                    "internal key shorter than its trailer",
+                ));
             };
             if self.past_upper(key) {
                 return Ok(None);

@@ -57,7 +57,10 @@ impl InternalIter for LevelIter {
     }
 
     fn value(&self) -> Bytes {
-        self.current.as_ref().map(TableIter::value).unwrap_or_default()
+        self.current
+            .as_ref()
+            .map(TableIter::value)
+            .unwrap_or_default()
     }
 
     fn next(&mut self) -> Result<()> {

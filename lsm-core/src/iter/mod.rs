@@ -12,8 +12,8 @@ mod level;
 mod mem;
 mod merge;
 
-pub use db_iter::Iter;
 pub(crate) use db_iter::prefix_successor;
+pub use db_iter::Iter;
 pub(crate) use level::LevelIter;
 pub(crate) use mem::MemIter;
 pub(crate) use merge::MergeIter;

@@ -98,14 +98,20 @@ impl Block {
     /// Parses the block trailer. `data` is the block without its checksum.
     pub(crate) fn parse(data: Bytes) -> Result<Block, DecodeError> {
         if data.len() < 4 {
-            return Err(DecodeError::new(0, format!("block of {} bytes is too short", data.len())));
+            return Err(DecodeError::new(
+                0,
+                format!("block of {} bytes is too short", data.len()),
+            ));
         }
         let num_restarts = u32_at(&data, data.len() - 4) as usize;
         let max = (data.len() - 4) / 4;
         if num_restarts == 0 || num_restarts > max {
             return Err(DecodeError::new(
                 data.len() - 4,
-                format!("restart count {num_restarts} impossible for a block of {} bytes", data.len()),
+                format!(
+                    "restart count {num_restarts} impossible for a block of {} bytes",
+                    data.len()
+                ),
             ));
         }
         let restarts_at = data.len() - 4 - 4 * num_restarts;
@@ -123,7 +129,10 @@ impl Block {
     fn restart(&self, i: usize) -> Result<usize, DecodeError> {
         let off = u32_at(&self.data, self.restarts_at + 4 * i) as usize;
         if off >= self.restarts_at {
-            return Err(DecodeError::new(self.restarts_at + 4 * i, format!("restart offset {off} out of range")));
+            return Err(DecodeError::new(
+                self.restarts_at + 4 * i,
+                format!("restart offset {off} out of range"),
+            ));
         }
         Ok(off)
     }
@@ -188,12 +197,17 @@ impl BlockIter {
         let mut r = Reader::new(&body[start..]);
         let at = |e: DecodeError| DecodeError::new(start + e.offset, e.reason);
         let shared = r.varint_len(usize::MAX, "shared key length").map_err(at)?;
-        let unshared = r.varint_len(usize::MAX, "unshared key length").map_err(at)?;
+        let unshared = r
+            .varint_len(usize::MAX, "unshared key length")
+            .map_err(at)?;
         let value_len = r.varint_len(usize::MAX, "value length").map_err(at)?;
         if shared > self.key.len() {
             return Err(DecodeError::new(
                 start,
-                format!("entry shares {shared} bytes with a key of {}", self.key.len()),
+                format!(
+                    "entry shares {shared} bytes with a key of {}",
+                    self.key.len()
+                ),
             ));
         }
         let suffix = r.bytes(unshared, "key").map_err(at)?;
@@ -238,7 +252,10 @@ impl BlockIter {
             let mid = (lo + hi) / 2;
             self.seek_to_restart(mid)?;
             if !self.valid {
-                return Err(DecodeError::new(self.block.restart(mid)?, "restart points at no entry"));
+                return Err(DecodeError::new(
+                    self.block.restart(mid)?,
+                    "restart points at no entry",
+                ));
             }
             if cmp_encoded(&self.key, target).is_lt() {
                 lo = mid;
@@ -320,7 +337,9 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut bad = bytes.clone();
                 bad[at] ^= flip;
-                let Ok(block) = Block::parse(Bytes::from(bad)) else { continue };
+                let Ok(block) = Block::parse(Bytes::from(bad)) else {
+                    continue;
+                };
                 let mut it = block.iter();
                 let _ = it.seek(&keys[20]);
                 if it.seek_to_first().is_ok() {

@@ -57,7 +57,10 @@ impl<'a> Bloom<'a> {
             return Err(DecodeError::new(0, "empty bloom filter block"));
         };
         if k > MAX_PROBES || (k == 0) != bits.is_empty() {
-            return Err(DecodeError::new(bytes.len() - 1, format!("bad bloom probe count {k}")));
+            return Err(DecodeError::new(
+                bytes.len() - 1,
+                format!("bad bloom probe count {k}"),
+            ));
         }
         Ok(Bloom { bits, k })
     }
@@ -78,7 +81,9 @@ mod tests {
 
     #[test]
     fn no_false_negatives_and_few_false_positives() {
-        let hashes: Vec<u64> = (0..10_000u32).map(|i| bloom_hash(&i.to_le_bytes())).collect();
+        let hashes: Vec<u64> = (0..10_000u32)
+            .map(|i| bloom_hash(&i.to_le_bytes()))
+            .collect();
         let bytes = build(&hashes, 10);
         let bloom = Bloom::decode(&bytes).unwrap();
         assert!(hashes.iter().all(|&h| bloom.may_contain(h)));

@@ -37,7 +37,9 @@ pub(crate) struct TableBuilder {
 
 impl TableBuilder {
     pub(crate) fn create(fs: &dyn FileSystem, path: &Path, opts: TableOptions) -> Result<Self> {
-        let mut file = fs.create(path).ctx(|| format!("creating table {}", path.display()))?;
+        let mut file = fs
+            .create(path)
+            .ctx(|| format!("creating table {}", path.display()))?;
         let header = encode_header();
         file.write_all(&header)
             .ctx(|| format!("writing table {}", path.display()))?;
@@ -68,7 +70,13 @@ impl TableBuilder {
         self.props.entries
     }
 
-    pub(crate) fn add(&mut self, user_key: &[u8], seq: SeqNo, kind: Kind, value: &[u8]) -> Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        user_key: &[u8],
+        seq: SeqNo,
+        kind: Kind,
+        value: &[u8],
+    ) -> Result<()> {
         self.key_buf.clear();
         encode_internal(&mut self.key_buf, user_key, trailer(seq, kind));
         if self.last_user_key.as_deref() != Some(user_key) {

@@ -16,7 +16,7 @@ mod builder;
 mod props;
 mod reader;
 
-pub(crate) use builder::TableBuilder;
+pub(crate) use builder::{TableBuilder, TableOptions};
 pub(crate) use props::TableProps;
 pub(crate) use reader::{Table, TableIter};
 
@@ -82,7 +82,10 @@ impl Footer {
         let stored = u64_at(b, 56);
         let actual = checksum(&b[..56]);
         if stored != actual {
-            return Err((0, format!("footer checksum mismatch: stored {stored:#018x}, computed {actual:#018x}")));
+            return Err((
+                0,
+                format!("footer checksum mismatch: stored {stored:#018x}, computed {actual:#018x}"),
+            ));
         }
         if u32_at(b, 52) != 0 {
             return Err((52, "reserved footer field is not zero".into()));
@@ -101,15 +104,33 @@ impl Footer {
 }
 
 #[cfg(test)]
+pub(crate) fn builder_options_for_tests() -> TableOptions {
+    TableOptions {
+        block_size_bytes: 4096,
+        restart_interval: 16,
+        bloom_bits_per_key: 10,
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn footer_round_trip_and_every_flip_detected() {
         let f = Footer {
-            index: BlockHandle { offset: 100, len: 20 },
-            filter: BlockHandle { offset: 128, len: 9 },
-            props: BlockHandle { offset: 145, len: 60 },
+            index: BlockHandle {
+                offset: 100,
+                len: 20,
+            },
+            filter: BlockHandle {
+                offset: 128,
+                len: 9,
+            },
+            props: BlockHandle {
+                offset: 145,
+                len: 60,
+            },
             version: SST_VERSION,
         };
         let bytes = f.encode();
@@ -119,16 +140,5 @@ mod tests {
             bad[i] ^= 0x04;
             assert!(Footer::decode(&bad).is_err(), "flip at {i}");
         }
-    }
-}
-
-pub(crate) use builder::TableOptions;
-
-#[cfg(test)]
-pub(crate) fn builder_options_for_tests() -> TableOptions {
-    TableOptions {
-        block_size_bytes: 4096,
-        restart_interval: 16,
-        bloom_bits_per_key: 10,
     }
 }

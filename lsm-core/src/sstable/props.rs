@@ -52,7 +52,10 @@ impl TableProps {
             largest: r.len_prefixed(MAX_KEY_BYTES, "largest key")?.to_vec(),
         };
         if !r.is_empty() {
-            return Err(DecodeError::new(r.position(), "trailing bytes in properties"));
+            return Err(DecodeError::new(
+                r.position(),
+                "trailing bytes in properties",
+            ));
         }
         if p.entries == 0 || p.data_blocks == 0 || p.min_seq > p.max_seq || p.smallest > p.largest {
             return Err(DecodeError::new(0, "inconsistent table properties"));

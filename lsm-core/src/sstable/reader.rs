@@ -41,7 +41,10 @@ impl Table {
         let corrupt = |offset: u64, reason: String| Error::corruption(path, offset, reason);
         let len = data.len();
         if len < SST_HEADER_BYTES + SST_FOOTER_BYTES {
-            return Err(corrupt(0, format!("file of {len} bytes is too short for a table")));
+            return Err(corrupt(
+                0,
+                format!("file of {len} bytes is too short for a table"),
+            ));
         }
         if data[..8] != SST_HEADER_MAGIC {
             return Err(corrupt(0, "bad table magic".into()));
@@ -72,8 +75,12 @@ impl Table {
             read_block(path, &data, h, body_end, what)
         };
         let index_bytes = check(footer.index, "index block")?;
-        let index = Block::parse(index_bytes)
-            .map_err(|e| corrupt(footer.index.offset + e.offset as u64, format!("index block: {}", e.reason)))?;
+        let index = Block::parse(index_bytes).map_err(|e| {
+            corrupt(
+                footer.index.offset + e.offset as u64,
+                format!("index block: {}", e.reason),
+            )
+        })?;
         let filter_bytes = check(footer.filter, "filter block")?;
         Bloom::decode(&filter_bytes)
             .map_err(|e| corrupt(footer.filter.offset + e.offset as u64, e.reason))?;
@@ -83,7 +90,11 @@ impl Table {
         if props.data_blocks != index.num_restarts() as u64 {
             return Err(corrupt(
                 footer.index.offset,
-                format!("index has {} entries, properties say {} data blocks", index.num_restarts(), props.data_blocks),
+                format!(
+                    "index has {} entries, properties say {} data blocks",
+                    index.num_restarts(),
+                    props.data_blocks
+                ),
             ));
         }
         let words = (props.data_blocks as usize).div_ceil(64);
@@ -113,14 +124,19 @@ impl Table {
     pub(crate) fn may_contain(&self, hash: u64) -> bool {
         let start = self.filter.offset as usize;
         let bytes = &self.data[start..start + self.filter.len as usize];
-        Bloom::decode(bytes).map(|b| b.may_contain(hash)).unwrap_or(true)
+        Bloom::decode(bytes)
+            .map(|b| b.may_contain(hash))
+            .unwrap_or(true)
     }
 
     fn index_error(&self, e: DecodeError) -> Error {
         // Index offsets are relative to the index block; the index handle is not kept, so
         // report against the footer-verified block start recovered from the slice.
-        let base = self.index_offset();
-        self.corrupt(base + e.offset as u64, format!("index block: {}", e.reason))
+        let DecodeError { offset, reason } = e;
+        self.corrupt(
+            self.index_offset() + offset as u64,
+            format!("index block: {reason}"),
+        )
     }
 
     fn index_offset(&self) -> u64 {
@@ -150,7 +166,8 @@ impl Table {
             .get(word)
             .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0);
         let bytes = if verified {
-            self.data.slice(h.offset as usize..(h.offset + h.len) as usize)
+            self.data
+                .slice(h.offset as usize..(h.offset + h.len) as usize)
         } else {
             let b = read_block(&self.path, &self.data, h, body_end, "data block")?;
             if let Some(w) = self.verified.get(word) {
@@ -158,7 +175,12 @@ impl Table {
             }
             b
         };
-        Block::parse(bytes).map_err(|e| self.corrupt(h.offset + e.offset as u64, format!("data block: {}", e.reason)))
+        Block::parse(bytes).map_err(|e| {
+            self.corrupt(
+                h.offset + e.offset as u64,
+                format!("data block: {}", e.reason),
+            )
+        })
     }
 
     /// The newest version of `key` visible at `seq` in this table. The caller has
@@ -175,8 +197,12 @@ impl Table {
         let h = self.handle_of(&idx)?;
         let block = self.data_block(ordinal, h)?;
         let mut it = block.iter();
-        it.seek(&target)
-            .map_err(|e| self.corrupt(h.offset + e.offset as u64, format!("data block: {}", e.reason)))?;
+        it.seek(&target).map_err(|e| {
+            self.corrupt(
+                h.offset + e.offset as u64,
+                format!("data block: {}", e.reason),
+            )
+        })?;
         if !it.valid() {
             return Ok(None);
         }
@@ -195,15 +221,27 @@ impl Table {
 }
 
 /// Returns the verified bytes of block `h` (without its checksum).
-fn read_block(path: &Path, data: &Bytes, h: BlockHandle, body_end: u64, what: &str) -> Result<Bytes> {
-    let end = h.offset.checked_add(h.len).and_then(|e| e.checked_add(BLOCK_TRAILER_BYTES as u64));
+fn read_block(
+    path: &Path,
+    data: &Bytes,
+    h: BlockHandle,
+    body_end: u64,
+    what: &str,
+) -> Result<Bytes> {
+    let end = h
+        .offset
+        .checked_add(h.len)
+        .and_then(|e| e.checked_add(BLOCK_TRAILER_BYTES as u64));
     match end {
         Some(end) if h.offset >= SST_HEADER_BYTES as u64 && end <= body_end => {}
         _ => {
             return Err(Error::corruption(
                 path,
                 h.offset,
-                format!("{what} handle (offset {}, length {}) lies outside the table body", h.offset, h.len),
+                format!(
+                    "{what} handle (offset {}, length {}) lies outside the table body",
+                    h.offset, h.len
+                ),
             ))
         }
     }
@@ -250,12 +288,18 @@ impl TableIter {
     }
 
     pub(crate) fn value(&self) -> Bytes {
-        self.block.as_ref().map(BlockIter::value).unwrap_or_default()
+        self.block
+            .as_ref()
+            .map(BlockIter::value)
+            .unwrap_or_default()
     }
 
     fn data_err(&self, e: DecodeError) -> Error {
-        self.table
-            .corrupt(self.block_offset + e.offset as u64, format!("data block: {}", e.reason))
+        let DecodeError { offset, reason } = e;
+        self.table.corrupt(
+            self.block_offset + offset as u64,
+            format!("data block: {reason}"),
+        )
     }
 
     /// Opens the data block the index currently points at.
@@ -285,7 +329,9 @@ impl TableIter {
     }
 
     pub(crate) fn seek_to_first(&mut self) -> Result<()> {
-        self.index.seek_to_first().map_err(|e| self.table.index_error(e))?;
+        self.index
+            .seek_to_first()
+            .map_err(|e| self.table.index_error(e))?;
         self.load_block()?;
         if let Some(b) = self.block.as_mut() {
             let r = b.seek_to_first();
@@ -296,7 +342,9 @@ impl TableIter {
 
     /// Positions at the first entry `>= target` (an encoded internal key).
     pub(crate) fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.index.seek(target).map_err(|e| self.table.index_error(e))?;
+        self.index
+            .seek(target)
+            .map_err(|e| self.table.index_error(e))?;
         self.load_block()?;
         if let Some(b) = self.block.as_mut() {
             let r = b.seek(target);
@@ -333,9 +381,16 @@ mod tests {
         for i in 0..n {
             let key = format!("key{i:05}");
             if i % 7 == 0 {
-                b.add(key.as_bytes(), 100 + i as u64, Kind::Tombstone, b"").unwrap();
+                b.add(key.as_bytes(), 100 + i as u64, Kind::Tombstone, b"")
+                    .unwrap();
             }
-            b.add(key.as_bytes(), 1 + i as u64 % 90, Kind::Value, format!("value{i}").as_bytes()).unwrap();
+            b.add(
+                key.as_bytes(),
+                1 + i as u64 % 90,
+                Kind::Value,
+                format!("value{i}").as_bytes(),
+            )
+            .unwrap();
         }
         b.finish().unwrap();
         let bytes = StdFs.read(&path).unwrap();

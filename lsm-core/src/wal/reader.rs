@@ -27,7 +27,12 @@ pub(crate) struct SegmentContents {
 }
 
 /// Decodes segment `number` from `data`. `newest` allows a torn tail.
-pub(crate) fn read_segment(path: &Path, data: &Bytes, number: u64, newest: bool) -> Result<SegmentContents> {
+pub(crate) fn read_segment(
+    path: &Path,
+    data: &Bytes,
+    number: u64,
+    newest: bool,
+) -> Result<SegmentContents> {
     let corrupt = |offset: usize, reason: String| Error::corruption(path, offset as u64, reason);
     let mut out = SegmentContents::default();
     if data.len() < SEGMENT_HEADER_BYTES {
@@ -36,7 +41,10 @@ pub(crate) fn read_segment(path: &Path, data: &Bytes, number: u64, newest: bool)
             out.torn_tail = Some(format!("segment header truncated at {} bytes", data.len()));
             return Ok(out);
         }
-        return Err(corrupt(0, format!("segment header truncated at {} bytes", data.len())));
+        return Err(corrupt(
+            0,
+            format!("segment header truncated at {} bytes", data.len()),
+        ));
     }
     let h = &data[..SEGMENT_HEADER_BYTES];
     let stored = u64_at(h, 24);
@@ -44,7 +52,9 @@ pub(crate) fn read_segment(path: &Path, data: &Bytes, number: u64, newest: bool)
     if stored != actual {
         return Err(corrupt(
             0,
-            format!("segment header checksum mismatch: stored {stored:#018x}, computed {actual:#018x}"),
+            format!(
+                "segment header checksum mismatch: stored {stored:#018x}, computed {actual:#018x}"
+            ),
         ));
     }
     if h[..8] != WAL_MAGIC {
@@ -60,7 +70,10 @@ pub(crate) fn read_segment(path: &Path, data: &Bytes, number: u64, newest: bool)
     }
     let recorded = u64_at(h, 16);
     if recorded != number {
-        return Err(corrupt(16, format!("segment header names segment {recorded}, file name says {number}")));
+        return Err(corrupt(
+            16,
+            format!("segment header names segment {recorded}, file name says {number}"),
+        ));
     }
 
     let mut pos = SEGMENT_HEADER_BYTES;
@@ -145,7 +158,12 @@ mod tests {
     }
 
     fn read(buf: &[u8], newest: bool) -> Result<SegmentContents> {
-        read_segment(Path::new("000007.wal"), &Bytes::copy_from_slice(buf), 7, newest)
+        read_segment(
+            Path::new("000007.wal"),
+            &Bytes::copy_from_slice(buf),
+            7,
+            newest,
+        )
     }
 
     #[test]

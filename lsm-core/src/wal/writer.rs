@@ -19,13 +19,22 @@ pub(crate) struct WalWriter {
 impl WalWriter {
     /// Creates segment `number` at `path` and writes its header. The directory entry is
     /// made durable before returning, so a synced record in it cannot vanish.
-    pub(crate) fn create(fs: &dyn FileSystem, dir: &Path, path: PathBuf, number: u64) -> Result<Self> {
-        let mut file = fs.create(&path).ctx(|| format!("creating WAL segment {}", path.display()))?;
+    pub(crate) fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        path: PathBuf,
+        number: u64,
+    ) -> Result<Self> {
+        let mut file = fs
+            .create(&path)
+            .ctx(|| format!("creating WAL segment {}", path.display()))?;
         let header = encode_segment_header(number);
         file.write_all(&header)
             .ctx(|| format!("writing header of {}", path.display()))?;
-        file.sync_data().ctx(|| format!("syncing {}", path.display()))?;
-        fs.sync_dir(dir).ctx(|| format!("syncing directory {}", dir.display()))?;
+        file.sync_data()
+            .ctx(|| format!("syncing {}", path.display()))?;
+        fs.sync_dir(dir)
+            .ctx(|| format!("syncing directory {}", dir.display()))?;
         Ok(WalWriter {
             file,
             path,

@@ -82,7 +82,10 @@ struct ControlledFile {
 impl WritableFile for ControlledFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.wal && self.fs.fail_wal_writes.load(Ordering::SeqCst) {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected ENOSPC"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected ENOSPC",
+            ));
         }
         self.inner.write_all(buf)
     }

@@ -1,0 +1,6 @@
+//! Fuzz target: arbitrary bytes through `lsm_core::fuzzing::manifest`, which must never panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = lsm_core::fuzzing::manifest(data);
+});

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian machine. Installs what the tests need
+# when it is missing (Debian packages: ZooKeeper, redis-tools; PyPI: the `redis` client in
+# a virtual environment under target/), then runs the workspace's test suite.
+#
+# Environment: LSM_SKIP_SETUP=1 skips the installation step; extra arguments are passed to
+# `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup() {
+    local missing=()
+    [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+    [ -f /usr/share/java/slf4j-simple.jar ] || missing+=(libslf4j-java)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "== installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    local venv=target/pyenv
+    if ! "$venv/bin/python" -c 'import redis' 2>/dev/null; then
+        echo "== installing the Python redis client into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q 'redis>=5'
+    fi
+}
+
+if [ "${LSM_SKIP_SETUP:-0}" != 1 ]; then
+    setup
+fi
+
+echo "== cargo test (workspace)"
+cargo test --workspace "$@"
