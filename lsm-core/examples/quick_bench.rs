@@ -17,7 +17,10 @@ fn key(i: u64) -> [u8; 16] {
 
 fn main() -> lsm_core::Result<()> {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let dir = match args.next() {
         Some(d) => std::path::PathBuf::from(d),
         None => std::env::temp_dir().join(format!("lsm-quick-bench-{}", std::process::id())),

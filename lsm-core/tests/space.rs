@@ -43,7 +43,9 @@ fn overwrite_delete_and_compact_reclaims_space() {
     let live_bytes = (KEYS as u64 / 2) * (16 + 100);
     let on_disk = common::dir_bytes(dir.path());
     let ratio = on_disk as f64 / live_bytes as f64;
-    eprintln!("space amplification after compact: {ratio:.3} ({on_disk} bytes for {live_bytes} live)");
+    eprintln!(
+        "space amplification after compact: {ratio:.3} ({on_disk} bytes for {live_bytes} live)"
+    );
     assert!(
         ratio <= 1.3,
         "space amplification {ratio:.3} ({on_disk} bytes on disk for {live_bytes} live)"
