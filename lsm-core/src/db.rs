@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::admission::{admit, Admission, WriteState};
 use crate::batch::WriteBatch;
 use crate::compaction::exec::{write_tables, OutputSpec};
 use crate::compaction::picker::{self, CompactionTask};
@@ -767,46 +768,49 @@ impl Inner {
         Ok(())
     }
 
-    /// Waits (counted) while L0 or the sealed-memtable queue is full; rotates the
-    /// memtable when it reached its size. Called only by the commit leader.
+    /// Executes [`admit`]'s decisions until the group may proceed: waits (counted) while
+    /// L0 or the sealed-memtable queue is full, rotates a full memtable. Called only by
+    /// the commit leader.
     fn make_room(&self) -> Result<()> {
-        let mut slowed = false;
+        let mut already_slowed = false;
         loop {
             self.check_writable()?;
             let sv = self.current_sv();
-            let l0 = sv.version.levels[0].len();
-            let bg = self.opts.background_threads;
-            if bg && l0 >= self.opts.l0_stop_trigger {
-                self.stall(|s| s.version.levels[0].len() >= self.opts.l0_stop_trigger);
-                continue;
-            }
-            if bg && l0 >= self.opts.l0_slowdown_trigger && !slowed {
-                let start = Instant::now();
-                std::thread::sleep(Duration::from_millis(1));
-                bump(&self.counters.write_slowdowns, 1);
-                bump(
-                    &self.counters.write_stall_micros,
-                    start.elapsed().as_micros() as u64,
-                );
-                slowed = true;
-                continue;
-            }
-            if sv.active.approx_bytes() < self.opts.memtable_size_bytes {
-                return Ok(());
-            }
-            if sv.sealed.len() >= self.opts.max_sealed_memtables {
-                if bg {
+            let state = WriteState {
+                l0_files: sv.version.levels[0].len(),
+                active_bytes: sv.active.approx_bytes(),
+                sealed_memtables: sv.sealed.len(),
+                already_slowed,
+            };
+            match admit(&state, &self.opts) {
+                Admission::Proceed => return Ok(()),
+                Admission::Slowdown => {
+                    let start = Instant::now();
+                    std::thread::sleep(Duration::from_millis(1));
+                    bump(&self.counters.write_slowdowns, 1);
+                    bump(
+                        &self.counters.write_stall_micros,
+                        start.elapsed().as_micros() as u64,
+                    );
+                    already_slowed = true;
+                }
+                Admission::WaitForCompaction => {
+                    self.stall(|s| s.version.levels[0].len() >= self.opts.l0_stop_trigger);
+                }
+                Admission::WaitForFlush => {
                     self.stall(|s| s.sealed.len() >= self.opts.max_sealed_memtables);
-                } else {
+                }
+                Admission::FlushInline => {
                     self.flush_oldest()?;
                 }
-                continue;
+                Admission::Rotate => {
+                    self.rotate()?;
+                    if !self.opts.background_threads {
+                        while self.flush_oldest()? {}
+                    }
+                    return Ok(());
+                }
             }
-            self.rotate()?;
-            if !bg {
-                while self.flush_oldest()? {}
-            }
-            return Ok(());
         }
     }
 

@@ -29,6 +29,7 @@
 //! [`MAX_BATCH_BYTES`]. Durability is chosen with [`Options::durability`]; see
 //! `docs/durability.md`.
 
+mod admission;
 mod batch;
 mod coding;
 mod compaction;
