@@ -1,4 +1,21 @@
-//! `lsm-server`: a Redis-protocol (RESP2/RESP3) TCP server over `lsm-core`.
+//! `lsm-server`: a Redis-protocol (RESP2 and RESP3) TCP server over the `lsm-core`
+//! engine. `redis-cli`, `redis-benchmark` and Redis client libraries work with it.
 //!
-//! Not built yet: this crate is a workspace member so that the layering of
-//! `docs/architecture.md` is fixed from the start. Its work is tracked by the server issue.
+//! [`server::Server`] opens the engine and binds; [`server::run`] is the accept loop
+//! (tests bind `127.0.0.1:0`). Commands, replies and limits: `docs/protocol.md`;
+//! configuration and metrics: `docs/operations.md`.
+
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod glob;
+pub mod info;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod state;
+
+pub use config::{Cli, Config};
+pub use error::ServerError;
+pub use server::Server;

@@ -1,0 +1,374 @@
+//! Commands: the table ([`COMMANDS`]: arity, flags and key positions, as `COMMAND`
+//! reports them), dispatch with Redis's arity, unknown-command and authentication errors,
+//! and MULTI/EXEC. Each command's parsing and execution live side by side in [`data`]
+//! (keys and values) and [`admin`] (connection and server commands).
+//!
+//! Atomicity: every command that writes runs inside a [`Txn`] holding the key-lock
+//! stripes of all its keys, and commits one engine write batch. EXEC runs all queued
+//! commands in one `Txn`, so a transaction is one atomic batch, isolated from other
+//! clients' writes to the same keys.
+
+pub mod admin;
+pub mod data;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use lsm_core::{Db, WriteBatch};
+
+use crate::protocol::{Protocol, Reply, Request};
+use crate::state::ServerState;
+
+/// A row of the command table.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    /// Key positions: first, last (negative counts from the end), step; 0 = no keys.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key,
+        last_key,
+        step,
+    }
+}
+
+const READ: &[&str] = &["readonly", "fast"];
+const WRITE: &[&str] = &["write", "denyoom"];
+const CONN: &[&str] = &["fast", "loading", "stale"];
+const NOAUTH: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+
+/// Every command the server knows.
+pub static COMMANDS: &[CommandSpec] = &[
+    spec("get", 2, READ, 1, 1, 1),
+    spec("set", -3, WRITE, 1, 1, 1),
+    spec("del", -2, &["write"], 1, -1, 1),
+    spec("exists", -2, READ, 1, -1, 1),
+    spec("mget", -2, READ, 1, -1, 1),
+    spec("mset", -3, WRITE, 1, -1, 2),
+    spec("dbsize", 1, &["readonly"], 0, 0, 0),
+    spec("ping", -1, CONN, 0, 0, 0),
+    spec("echo", 2, CONN, 0, 0, 0),
+    spec("info", -1, &["loading", "stale"], 0, 0, 0),
+    spec("command", -1, &["loading", "stale"], 0, 0, 0),
+    spec("config", -2, &["admin", "loading", "stale"], 0, 0, 0),
+    spec("client", -2, &["loading", "stale"], 0, 0, 0),
+    spec("hello", -1, NOAUTH, 0, 0, 0),
+    spec("auth", -2, NOAUTH, 0, 0, 0),
+    spec("select", 2, CONN, 0, 0, 0),
+    spec("quit", -1, NOAUTH, 0, 0, 0),
+    spec(
+        "multi",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+    ),
+    spec("exec", 1, &["noscript", "loading", "stale"], 0, 0, 0),
+    spec(
+        "discard",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+    ),
+    spec("lsm.range", -3, &["readonly"], 0, 0, 0),
+    spec("lsm.flush", 1, &["admin"], 0, 0, 0),
+    spec("lsm.compact", 1, &["admin"], 0, 0, 0),
+];
+
+/// Index of a command in [`COMMANDS`], case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+impl CommandSpec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// The key arguments of a request for this command.
+    pub fn keys<'a>(&self, req: &'a Request) -> Vec<&'a [u8]> {
+        if self.first_key == 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            req.len() as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        (self.first_key..=last)
+            .step_by(self.step.max(1) as usize)
+            .filter_map(|i| req.get(i as usize).map(|b| &b[..]))
+            .collect()
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub id: u64,
+    pub protocol: Protocol,
+    pub authenticated: bool,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    /// Commands queued since MULTI.
+    pub multi: Option<Vec<Request>>,
+    /// A queued command was rejected: EXEC must abort.
+    pub multi_failed: bool,
+    /// Close the connection after this reply.
+    pub quit: bool,
+}
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+pub fn syntax_error() -> Reply {
+    Reply::err("ERR syntax error")
+}
+
+fn unknown_command(req: &Request) -> Reply {
+    let name = String::from_utf8_lossy(&req[0]);
+    let mut args = String::new();
+    for a in req.iter().skip(1) {
+        let a = String::from_utf8_lossy(a);
+        let a: String = a.chars().take(128).collect();
+        args.push_str(&format!("'{a}' "));
+    }
+    let name: String = name.chars().take(128).collect();
+    Reply::err(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
+}
+
+/// Reads and writes of one command or transaction: reads see the transaction's own
+/// earlier writes; writes collect into one batch.
+#[derive(Debug)]
+pub struct Txn<'a> {
+    db: &'a Db,
+    overlay: HashMap<Bytes, Option<Bytes>>,
+    batch: WriteBatch,
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(db: &'a Db) -> Self {
+        Txn {
+            db,
+            overlay: HashMap::new(),
+            batch: WriteBatch::new(),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Reply> {
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.clone());
+        }
+        self.db.get(key).map_err(|e| engine_error(&e))
+    }
+
+    pub fn put(&mut self, key: Bytes, value: Bytes) {
+        self.batch.put(&key, &value);
+        self.overlay.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Bytes) {
+        self.batch.delete(&key);
+        self.overlay.insert(key, None);
+    }
+
+    pub fn commit(self) -> Result<(), Reply> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.db.write(self.batch).map_err(|e| engine_error(&e))
+    }
+}
+
+pub fn engine_error(e: &lsm_core::Error) -> Reply {
+    Reply::err(format!("ERR {e}"))
+}
+
+/// Executes one request; the reply is sent back in order. `index` is its table entry.
+pub fn execute(state: &ServerState, session: &mut Session, req: Request) -> (Option<usize>, Reply) {
+    let index = lookup(&req[0]);
+    let reply = match index {
+        None => {
+            // As Redis: an unknown command is reported as such even before AUTH.
+            if session.multi.is_some() {
+                session.multi_failed = true;
+            }
+            unknown_command(&req)
+        }
+        Some(i) => dispatch(state, session, &COMMANDS[i], req),
+    };
+    (index, reply)
+}
+
+fn needs_auth(state: &ServerState, session: &Session) -> bool {
+    state.config.requirepass.is_some() && !session.authenticated
+}
+
+fn dispatch(state: &ServerState, session: &mut Session, spec: &CommandSpec, req: Request) -> Reply {
+    if !spec.arity_ok(req.len()) {
+        if session.multi.is_some() {
+            session.multi_failed = true;
+        }
+        return wrong_arity(spec.name);
+    }
+    if needs_auth(state, session) && !spec.flags.contains(&"no_auth") {
+        return Reply::err("NOAUTH Authentication required.");
+    }
+    if session.multi.is_some() {
+        match spec.name {
+            "multi" => return Reply::err("ERR MULTI calls can not be nested"),
+            "exec" => return exec(state, session),
+            "discard" => {
+                session.multi = None;
+                session.multi_failed = false;
+                return Reply::ok();
+            }
+            "quit" => {}
+            _ => {
+                if let Some(q) = session.multi.as_mut() {
+                    q.push(req);
+                }
+                return Reply::Status("QUEUED");
+            }
+        }
+    }
+    match spec.name {
+        "multi" => {
+            session.multi = Some(Vec::new());
+            session.multi_failed = false;
+            Reply::ok()
+        }
+        "exec" => Reply::err("ERR EXEC without MULTI"),
+        "discard" => Reply::err("ERR DISCARD without MULTI"),
+        _ if spec.first_key != 0 || spec.name == "dbsize" => {
+            let keys = spec.keys(&req);
+            // Reads take no lock: each committed batch becomes visible atomically.
+            let _guards = if spec.is_write() {
+                Some(state.locks.lock(keys))
+            } else {
+                None
+            };
+            let mut txn = Txn::new(&state.db);
+            let reply = data::run(state, spec.name, &req, &mut txn);
+            match txn.commit() {
+                Ok(()) => reply,
+                Err(e) => e,
+            }
+        }
+        _ => admin::run(state, session, spec, &req),
+    }
+}
+
+/// Runs the queued transaction as one atomic batch.
+fn exec(state: &ServerState, session: &mut Session) -> Reply {
+    let queued = session.multi.take().unwrap_or_default();
+    if std::mem::take(&mut session.multi_failed) {
+        return Reply::err("EXECABORT Transaction discarded because of previous errors.");
+    }
+    let specs: Vec<&CommandSpec> = queued
+        .iter()
+        .filter_map(|r| lookup(&r[0]).map(|i| &COMMANDS[i]))
+        .collect();
+    let keys: Vec<&[u8]> = queued
+        .iter()
+        .zip(&specs)
+        .flat_map(|(r, s)| s.keys(r))
+        .collect();
+    let _guards = state.locks.lock(keys);
+    let mut txn = Txn::new(&state.db);
+    let mut replies = Vec::with_capacity(queued.len());
+    for (req, spec) in queued.iter().zip(&specs) {
+        let reply = if spec.first_key != 0 || spec.name == "dbsize" {
+            data::run(state, spec.name, req, &mut txn)
+        } else {
+            admin::run(state, session, spec, req)
+        };
+        replies.push(reply);
+    }
+    match txn.commit() {
+        Ok(()) => Reply::Array(replies),
+        Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(args: &[&str]) -> Request {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn key_positions() {
+        let mset = &COMMANDS[lookup(b"MSET").unwrap()];
+        assert_eq!(
+            mset.keys(&req(&["mset", "a", "1", "b", "2"])),
+            [&b"a"[..], b"b"]
+        );
+        let del = &COMMANDS[lookup(b"del").unwrap()];
+        assert_eq!(del.keys(&req(&["del", "a", "b", "c"])).len(), 3);
+        let ping = &COMMANDS[lookup(b"ping").unwrap()];
+        assert!(ping.keys(&req(&["ping"])).is_empty());
+    }
+
+    #[test]
+    fn arity_and_unknown_command_texts() {
+        let get = &COMMANDS[lookup(b"get").unwrap()];
+        assert!(get.arity_ok(2) && !get.arity_ok(3));
+        let set = &COMMANDS[lookup(b"set").unwrap()];
+        assert!(set.arity_ok(5) && !set.arity_ok(2));
+        assert_eq!(
+            unknown_command(&req(&["foo", "a", "b"])),
+            Reply::err("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Server configuration. Every setting is a command-line flag, an environment variable
+//! `LSM_<KEY>` and a key of the TOML file given by `--config`; flags win over the
+//! environment, the environment over the file, the file over the defaults. Invalid
+//! settings are errors that name the key. Reference: `docs/operations.md`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default TCP port: not Redis's 6379, so both can run side by side.
+pub const DEFAULT_PORT: u16 = 7379;
+/// Default Prometheus port.
+pub const DEFAULT_METRICS_PORT: u16 = 9379;
+/// Default connection limit (as Redis).
+pub const DEFAULT_MAXCLIENTS: usize = 10_000;
+/// Upper bound on `maxclients`.
+pub const MAX_MAXCLIENTS: usize = 1_000_000;
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bind: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// 0 disables the metrics endpoint.
+    pub metrics_port: u16,
+    pub requirepass: Option<String>,
+    pub maxclients: usize,
+    /// Idle seconds before a client is disconnected; 0 = never.
+    pub timeout_secs: u64,
+    /// fsync the WAL before acknowledging each write (group commit).
+    pub sync: bool,
+    /// A `tracing` filter, e.g. `info` or `lsm_server=debug`.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            data_dir: PathBuf::from("./data"),
+            metrics_port: DEFAULT_METRICS_PORT,
+            requirepass: None,
+            maxclients: DEFAULT_MAXCLIENTS,
+            timeout_secs: 0,
+            sync: false,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Command-line flags (each also read from its environment variable).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "lsm-server",
+    version,
+    about = "A Redis-protocol key-value server over the lsm-core engine"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "LSM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "LSM_BIND")]
+    pub bind: Option<String>,
+    /// TCP port (0 picks a free one).
+    #[arg(long, env = "LSM_PORT")]
+    pub port: Option<u16>,
+    /// Data directory.
+    #[arg(long, env = "LSM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Prometheus metrics port on the bind address; 0 disables.
+    #[arg(long, env = "LSM_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+    /// Password clients must send with AUTH.
+    #[arg(long, env = "LSM_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// Maximum simultaneous clients.
+    #[arg(long, env = "LSM_MAXCLIENTS")]
+    pub maxclients: Option<usize>,
+    /// Close clients idle for this many seconds (0 = never).
+    #[arg(long, env = "LSM_TIMEOUT")]
+    pub timeout: Option<u64>,
+    /// fsync before acknowledging each write (with group commit).
+    #[arg(long, env = "LSM_SYNC", num_args = 0..=1, default_missing_value = "true")]
+    pub sync: Option<bool>,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, env = "LSM_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// The TOML file: the same keys, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub metrics_port: Option<u16>,
+    pub requirepass: Option<String>,
+    pub maxclients: Option<usize>,
+    pub timeout: Option<u64>,
+    pub sync: Option<bool>,
+    pub log_level: Option<String>,
+}
+
+/// A configuration error; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+    }
+}
+
+impl Config {
+    /// Merges flags/environment over the file over the defaults, then validates.
+    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let cfg = Config {
+            bind: cli.bind.or(file.bind).unwrap_or(d.bind),
+            port: cli.port.or(file.port).unwrap_or(d.port),
+            data_dir: cli.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            metrics_port: cli
+                .metrics_port
+                .or(file.metrics_port)
+                .unwrap_or(d.metrics_port),
+            requirepass: cli
+                .requirepass
+                .or(file.requirepass)
+                .filter(|p| !p.is_empty()),
+            maxclients: cli.maxclients.or(file.maxclients).unwrap_or(d.maxclients),
+            timeout_secs: cli.timeout.or(file.timeout).unwrap_or(d.timeout_secs),
+            sync: cli.sync.or(file.sync).unwrap_or(d.sync),
+            log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "bind: '{}' is not an IP address",
+                self.bind
+            )));
+        }
+        if !(1..=MAX_MAXCLIENTS).contains(&self.maxclients) {
+            return Err(ConfigError(format!(
+                "maxclients: must be in 1..={MAX_MAXCLIENTS}, got {}",
+                self.maxclients
+            )));
+        }
+        if self.metrics_port != 0 && self.metrics_port == self.port {
+            return Err(ConfigError(format!(
+                "metrics_port: {} is also the server port",
+                self.metrics_port
+            )));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(ConfigError(format!(
+                "log_level: '{}' is not a valid filter",
+                self.log_level
+            )));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError("data_dir: must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the bind address is reachable only from this machine.
+    pub fn is_loopback(&self) -> bool {
+        self.bind
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["lsm-server"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lsm.toml");
+        std::fs::write(
+            &path,
+            "port = 7000\nmaxclients = 5\ndata_dir = \"/tmp/x\"\nsync = true\n",
+        )
+        .unwrap();
+        let c =
+            Config::resolve(cli(&["--config", path.to_str().unwrap(), "--port", "7100"])).unwrap();
+        assert_eq!(c.port, 7100);
+        assert_eq!(c.maxclients, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert!(c.sync);
+        assert_eq!(c.bind, "127.0.0.1");
+        let c = Config::resolve(cli(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(Config::resolve(cli(&["--sync"])).unwrap().sync);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lsm.toml");
+        std::fs::write(&path, "prot = 7000\n").unwrap();
+        let e = Config::resolve(cli(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prot"), "{e}");
+        std::fs::write(&path, "port = \"x\"\n").unwrap();
+        let e = Config::resolve(cli(&["--config", path.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port"), "{e}");
+        let e = Config::resolve(cli(&["--maxclients", "0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("maxclients"), "{e}");
+        let e = Config::resolve(cli(&["--bind", "nowhere"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bind"), "{e}");
+        let e = Cli::try_parse_from(["lsm-server", "--port", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--port"), "{e}");
+    }
+}

@@ -1,0 +1,156 @@
+//! One client connection: read bytes, parse every complete request, execute them in
+//! order, write the replies (one write per batch of pipelined requests).
+//!
+//! Bounds: the input buffer may hold at most [`QUERY_BUFFER_LIMIT`] bytes (Redis's
+//! `client-query-buffer-limit`); replies are written out whenever [`OUTPUT_FLUSH_BYTES`]
+//! accumulate, so a long pipeline never piles up replies. A protocol error is answered
+//! with `-ERR Protocol error: ...` and the connection is closed. Idle clients are closed
+//! after `timeout` seconds when configured. On shutdown the connection finishes the
+//! requests it has already read, then closes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::command::{execute, lookup, Session, COMMANDS};
+use crate::protocol::{parse_request, ParseLimits, Reply, Request};
+use crate::state::{bump, ServerState};
+
+/// Largest input buffer per connection (1 GiB, as Redis's default).
+pub const QUERY_BUFFER_LIMIT: usize = 1 << 30;
+/// Replies are written once this many bytes are pending.
+pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Bytes requested from the socket per read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Whether a command may block the thread long enough to move it off the async workers:
+/// writes in fsync mode, admin commands, scans, transactions.
+fn may_block(state: &ServerState, req: &Request) -> bool {
+    let Some(i) = lookup(&req[0]) else {
+        return false;
+    };
+    let c = &COMMANDS[i];
+    (state.config.sync && (c.is_write() || c.name == "exec"))
+        || c.flags.contains(&"admin")
+        || matches!(c.name, "dbsize" | "lsm.range")
+}
+
+fn run_command(
+    state: &ServerState,
+    session: &mut Session,
+    req: Request,
+    multi_thread: bool,
+) -> (Option<usize>, Reply) {
+    if multi_thread && may_block(state, &req) {
+        tokio::task::block_in_place(|| execute(state, session, req))
+    } else {
+        execute(state, session, req)
+    }
+}
+
+/// Serves one client until it quits, errs, idles out, or the server shuts down.
+pub async fn handle(
+    mut socket: TcpStream,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    let mut session = Session {
+        id: state
+            .counters
+            .next_client_id
+            .fetch_add(1, Ordering::Relaxed)
+            + 1,
+        authenticated: state.config.requirepass.is_none(),
+        ..Session::default()
+    };
+    let idle =
+        (state.config.timeout_secs > 0).then(|| Duration::from_secs(state.config.timeout_secs));
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    loop {
+        loop {
+            let limits = ParseLimits {
+                authenticated: session.authenticated,
+            };
+            match parse_request(&mut input, limits) {
+                Ok(Some(req)) => {
+                    let started = Instant::now();
+                    let (index, reply) = run_command(&state, &mut session, req, multi_thread);
+                    state
+                        .metrics
+                        .record(index, started.elapsed(), reply.is_error());
+                    bump(&state.counters.total_commands, 1);
+                    reply.encode(session.protocol, &mut output);
+                    if session.quit {
+                        let _ = flush(&mut socket, &mut output, &state).await;
+                        return;
+                    }
+                    if output.len() >= OUTPUT_FLUSH_BYTES
+                        && flush(&mut socket, &mut output, &state).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bump(&state.counters.protocol_errors, 1);
+                    tracing::debug!(client = session.id, "closing connection: {e}");
+                    Reply::err(format!("ERR {e}")).encode(session.protocol, &mut output);
+                    let _ = flush(&mut socket, &mut output, &state).await;
+                    return;
+                }
+            }
+        }
+        if flush(&mut socket, &mut output, &state).await.is_err() {
+            return;
+        }
+        if input.len() >= QUERY_BUFFER_LIMIT {
+            tracing::warn!(
+                client = session.id,
+                "closing connection: query buffer limit of {QUERY_BUFFER_LIMIT} bytes reached"
+            );
+            return;
+        }
+        input.reserve(READ_CHUNK_BYTES);
+        let read = async {
+            match idle {
+                Some(limit) => tokio::time::timeout(limit, socket.read_buf(&mut input))
+                    .await
+                    .ok(),
+                None => Some(socket.read_buf(&mut input).await),
+            }
+        };
+        tokio::select! {
+            r = read => match r {
+                Some(Ok(0)) | Some(Err(_)) => return,
+                Some(Ok(n)) => bump(&state.counters.net_input_bytes, n as u64),
+                None => {
+                    tracing::debug!(client = session.id, "closing idle connection");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn flush(
+    socket: &mut TcpStream,
+    output: &mut BytesMut,
+    state: &ServerState,
+) -> std::io::Result<()> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    socket.write_all(output).await?;
+    bump(&state.counters.net_output_bytes, output.len() as u64);
+    output.clear();
+    Ok(())
+}

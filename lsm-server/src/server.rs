@@ -1,0 +1,182 @@
+//! The accept loop ([`run`]) and a [`Server`] that opens the engine, binds the sockets,
+//! serves until a shutdown future resolves, and closes the engine cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::error::ServerError;
+use crate::state::{bump, ServerState};
+
+/// Decrements the connected-clients gauge however the connection task ends.
+struct ConnectedGuard(Arc<ServerState>);
+
+impl Drop for ConnectedGuard {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts clients on `listener` until `shutdown` resolves, then stops accepting, lets
+/// every connection finish the requests it already read, and returns when all are gone.
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each connection holds a sender; `recv` returns None once all are dropped.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (mut socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                bump(&state.counters.total_connections, 1);
+                let connected = state.counters.connected_clients.fetch_add(1, Ordering::Relaxed);
+                let guard = ConnectedGuard(state.clone());
+                if connected >= state.config.maxclients {
+                    bump(&state.counters.rejected_connections, 1);
+                    tracing::warn!(%peer, "refusing connection: max number of clients reached");
+                    tokio::spawn(async move {
+                        let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                        drop(guard);
+                    });
+                    continue;
+                }
+                let (state, stop, done) = (state.clone(), stop_rx.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    crate::connection::handle(socket, state, stop).await;
+                    drop(guard);
+                    drop(done);
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+}
+
+/// A bound, ready server.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+impl Server {
+    /// Opens the data directory and binds the client and metrics sockets.
+    ///
+    /// # Errors
+    /// An invalid configuration, an engine error opening the data directory, or a socket
+    /// that cannot be bound.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let opts = lsm_core::Options {
+            durability: if config.sync {
+                lsm_core::Durability::Sync
+            } else {
+                lsm_core::Durability::Process
+            },
+            ..lsm_core::Options::default()
+        };
+        let data_dir = config.data_dir.clone();
+        let db = tokio::task::spawn_blocking(move || lsm_core::Db::open(&data_dir, opts))
+            .await
+            .map_err(|e| {
+                ServerError::io("opening the data directory", std::io::Error::other(e))
+            })??;
+        let addr = format!("{}:{}", config.bind, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| ServerError::io(format!("binding {addr}"), e))?;
+        let metrics = if config.metrics_port == 0 {
+            None
+        } else {
+            let maddr = format!("{}:{}", config.bind, config.metrics_port);
+            Some(
+                TcpListener::bind(&maddr)
+                    .await
+                    .map_err(|e| ServerError::io(format!("binding the metrics port {maddr}"), e))?,
+            )
+        };
+        let port = listener
+            .local_addr()
+            .map_err(|e| ServerError::io("reading the bound address", e))?
+            .port();
+        if !config.is_loopback() && config.requirepass.is_none() {
+            tracing::warn!(
+                "!!! listening on {} without requirepass: anyone who can reach this address can read and write every key !!!",
+                config.bind
+            );
+        }
+        Ok(Server {
+            state: Arc::new(ServerState::new(db, config, port)),
+            listener,
+            metrics,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    pub fn state(&self) -> Arc<ServerState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then closes the engine.
+    ///
+    /// # Errors
+    /// The engine's error if closing it failed (its final WAL sync).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        tracing::info!(addr = %self.local_addr(), data_dir = %self.state.config.data_dir.display(), "lsm-server listening");
+        let (stop_metrics, stopped) = watch::channel(false);
+        if let Some(m) = self.metrics {
+            tracing::info!(addr = %m.local_addr().map_err(|e| ServerError::io("metrics address", e))?, "metrics on /metrics");
+            let state = self.state.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(crate::metrics::serve(m, state, async move {
+                let _ = stopped.changed().await;
+            }));
+        }
+        run(self.listener, self.state.clone(), shutdown).await;
+        let _ = stop_metrics.send(true);
+        tracing::info!("connections closed; closing the engine");
+        let db = self.state.db.clone();
+        tokio::task::spawn_blocking(move || db.close())
+            .await
+            .map_err(|e| ServerError::io("closing the engine", std::io::Error::other(e)))??;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    }
+}

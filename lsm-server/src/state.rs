@@ -1,0 +1,95 @@
+//! State shared by every connection: the engine, the configuration, counters, and the
+//! striped key locks that make conditional writes and transactions atomic.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use lsm_core::Db;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Number of lock stripes; keys hash onto them.
+pub const KEY_LOCK_STRIPES: usize = 1024;
+
+/// Per-key mutual exclusion for read-modify-write commands.
+///
+/// Every command that writes takes the stripes of its keys (in index order, so two
+/// commands can never deadlock); plain reads take none: the engine makes each committed
+/// batch visible atomically. Guards are never held across an `.await`.
+#[derive(Debug)]
+pub struct KeyLocks {
+    stripes: Vec<Mutex<()>>,
+}
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        KeyLocks {
+            stripes: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl KeyLocks {
+    /// Locks the stripes of all `keys`.
+    pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<MutexGuard<'_, ()>> {
+        let mut idx: Vec<usize> = keys
+            .into_iter()
+            .map(|k| (xxhash_rust::xxh3::xxh3_64(k) % KEY_LOCK_STRIPES as u64) as usize)
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.into_iter().map(|i| self.stripes[i].lock()).collect()
+    }
+}
+
+/// Counters reported by INFO and /metrics.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    pub next_client_id: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+pub fn bump(c: &AtomicU64, by: u64) {
+    c.fetch_add(by, Ordering::Relaxed);
+}
+
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Everything a connection needs.
+#[derive(Debug)]
+pub struct ServerState {
+    pub db: Db,
+    pub config: Config,
+    pub locks: KeyLocks,
+    pub counters: ServerCounters,
+    pub metrics: Metrics,
+    pub started: Instant,
+    /// The TCP port actually bound (differs from the config when it asked for 0).
+    pub port: u16,
+}
+
+impl ServerState {
+    pub fn new(db: Db, config: Config, port: u16) -> Self {
+        ServerState {
+            db,
+            config,
+            locks: KeyLocks::default(),
+            counters: ServerCounters::default(),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            port,
+        }
+    }
+}
