@@ -392,6 +392,10 @@ fn transactions() {
 
 /// MULTI/EXEC is one atomic batch: a reader never sees half a transaction, and SET NX
 /// from many clients at once lets exactly one win.
+///
+/// Regression: MGET first read each key from the live database in turn, so it could
+/// return `left` from before a transaction and `right` from after it (about one run in
+/// two failed). Reads of a command now come from one engine snapshot.
 #[test]
 fn transactions_and_conditional_writes_are_atomic_across_clients() {
     let dir = tempfile::tempdir().unwrap();

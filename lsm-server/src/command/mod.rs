@@ -183,11 +183,15 @@ fn unknown_command(req: &Request) -> Reply {
     ))
 }
 
-/// Reads and writes of one command or transaction: reads see the transaction's own
-/// earlier writes; writes collect into one batch.
+/// Reads and writes of one command or transaction. All reads come from one engine
+/// snapshot taken when the `Txn` is created (after the caller locked the keys it
+/// writes), so a multi-key read such as MGET never sees half of another client's
+/// transaction; reads also see the transaction's own earlier writes. Writes collect into
+/// one batch, committed atomically.
 #[derive(Debug)]
 pub struct Txn<'a> {
     db: &'a Db,
+    snapshot: lsm_core::Snapshot,
     overlay: HashMap<Bytes, Option<Bytes>>,
     batch: WriteBatch,
 }
@@ -196,6 +200,7 @@ impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
         Txn {
             db,
+            snapshot: db.snapshot(),
             overlay: HashMap::new(),
             batch: WriteBatch::new(),
         }
@@ -205,7 +210,7 @@ impl<'a> Txn<'a> {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.clone());
         }
-        self.db.get(key).map_err(|e| engine_error(&e))
+        self.snapshot.get(key).map_err(|e| engine_error(&e))
     }
 
     pub fn put(&mut self, key: Bytes, value: Bytes) {
