@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian machine. Installs what the tests need
 # when it is missing (Debian packages: ZooKeeper, redis-tools; PyPI: the `redis` client in
-# a virtual environment under target/), then runs the workspace's test suite.
+# a virtual environment under target/), then runs the workspace's test suite and the
+# end-to-end server test (scripts/e2e-server.sh).
 #
 # Environment: LSM_SKIP_SETUP=1 skips the installation step; extra arguments are passed to
 # `cargo test`.
@@ -34,3 +35,6 @@ fi
 
 echo "== cargo test (workspace)"
 cargo test --workspace "$@"
+
+echo "== end to end: lsm-server with redis-cli and redis-py"
+scripts/e2e-server.sh
