@@ -38,6 +38,7 @@ mod error;
 mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inspect;
 pub mod io;
 mod iter;
 mod manifest;

@@ -59,6 +59,9 @@ impl Default for Config {
     about = "A Redis-protocol key-value server over the lsm-core engine"
 )]
 pub struct Cli {
+    /// An offline tool instead of the server.
+    #[command(subcommand)]
+    pub tool: Option<crate::tools::Tool>,
     /// TOML configuration file.
     #[arg(long, env = "LSM_CONFIG")]
     pub config: Option<PathBuf>,

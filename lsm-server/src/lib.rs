@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod tools;
 
 pub use config::{Cli, Config};
 pub use error::ServerError;

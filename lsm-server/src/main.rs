@@ -1,11 +1,16 @@
 //! The `lsm-server` binary: configuration → logging → [`lsm_server::Server`], until
-//! SIGTERM or SIGINT.
+//! SIGTERM or SIGINT; or one of the offline tools (`verify`, `dump`, `stats`).
 
 use clap::Parser;
 use lsm_server::{Cli, Config, Server};
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::resolve(Cli::parse())?;
+    let mut cli = Cli::parse();
+    if let Some(tool) = cli.tool.take() {
+        lsm_server::tools::run(&tool, &mut std::io::stdout().lock())?;
+        return Ok(());
+    }
+    let config = Config::resolve(cli)?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level)?)
         .with_writer(std::io::stderr)
