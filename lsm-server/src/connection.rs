@@ -17,8 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::command::{execute, lookup, Session, COMMANDS};
-use crate::protocol::{parse_request, ParseLimits, Reply, Request};
+use crate::command::{
+    execute, execute_write_group, groupable_write, lookup, Session, COMMANDS, MAX_WRITE_GROUP,
+};
+use crate::protocol::{parse_request, ParseLimits, ProtocolError, Reply, Request};
 use crate::state::{bump, ServerState};
 
 /// Largest input buffer per connection (1 GiB, as Redis's default).
@@ -74,38 +76,79 @@ pub async fn handle(
         (state.config.timeout_secs > 0).then(|| Duration::from_secs(state.config.timeout_secs));
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
+    // A request parsed while collecting a write group that did not belong to it.
+    let mut carry: Option<Request> = None;
     loop {
         loop {
             let limits = ParseLimits {
                 authenticated: session.authenticated,
             };
-            match parse_request(&mut input, limits) {
-                Ok(Some(req)) => {
-                    let started = Instant::now();
-                    let (index, reply) = run_command(&state, &mut session, req, multi_thread);
-                    state
-                        .metrics
-                        .record(index, started.elapsed(), reply.is_error());
-                    bump(&state.counters.total_commands, 1);
-                    reply.encode(session.protocol, &mut output);
-                    if session.quit {
-                        let _ = flush(&mut socket, &mut output, &state).await;
-                        return;
-                    }
-                    if output.len() >= OUTPUT_FLUSH_BYTES
-                        && flush(&mut socket, &mut output, &state).await.is_err()
-                    {
-                        return;
-                    }
-                }
+            let mut deferred_error = None;
+            let next = match carry.take() {
+                Some(req) => Ok(Some(req)),
+                None => parse_request(&mut input, limits),
+            };
+            let req = match next {
+                Ok(Some(req)) => req,
                 Ok(None) => break,
                 Err(e) => {
-                    bump(&state.counters.protocol_errors, 1);
-                    tracing::debug!(client = session.id, "closing connection: {e}");
-                    Reply::err(format!("ERR {e}")).encode(session.protocol, &mut output);
+                    protocol_error(&mut socket, &mut output, &state, &session, &e).await;
+                    return;
+                }
+            };
+            let started = Instant::now();
+            if let Some(first) = groupable_write(&state, &session, &req) {
+                // Coalesce the consecutive writes already received into one commit.
+                let mut group = vec![(first, req)];
+                while group.len() < MAX_WRITE_GROUP {
+                    match parse_request(&mut input, limits) {
+                        Ok(Some(next)) => match groupable_write(&state, &session, &next) {
+                            Some(i) => group.push((i, next)),
+                            None => {
+                                carry = Some(next);
+                                break;
+                            }
+                        },
+                        Ok(None) => break,
+                        Err(e) => {
+                            deferred_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let replies = if multi_thread && state.config.sync {
+                    tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                } else {
+                    execute_write_group(&state, &group)
+                };
+                let per_command = started.elapsed() / group.len() as u32;
+                for ((index, _), reply) in group.iter().zip(&replies) {
+                    state
+                        .metrics
+                        .record(Some(*index), per_command, reply.is_error());
+                    reply.encode(session.protocol, &mut output);
+                }
+                bump(&state.counters.total_commands, group.len() as u64);
+            } else {
+                let (index, reply) = run_command(&state, &mut session, req, multi_thread);
+                state
+                    .metrics
+                    .record(index, started.elapsed(), reply.is_error());
+                bump(&state.counters.total_commands, 1);
+                reply.encode(session.protocol, &mut output);
+                if session.quit {
                     let _ = flush(&mut socket, &mut output, &state).await;
                     return;
                 }
+            }
+            if let Some(e) = deferred_error {
+                protocol_error(&mut socket, &mut output, &state, &session, &e).await;
+                return;
+            }
+            if output.len() >= OUTPUT_FLUSH_BYTES
+                && flush(&mut socket, &mut output, &state).await.is_err()
+            {
+                return;
             }
         }
         if flush(&mut socket, &mut output, &state).await.is_err() {
@@ -139,6 +182,20 @@ pub async fn handle(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Answers a malformed request (after the replies already due) before closing.
+async fn protocol_error(
+    socket: &mut TcpStream,
+    output: &mut BytesMut,
+    state: &ServerState,
+    session: &Session,
+    e: &ProtocolError,
+) {
+    bump(&state.counters.protocol_errors, 1);
+    tracing::debug!(client = session.id, "closing connection: {e}");
+    Reply::err(format!("ERR {e}")).encode(session.protocol, output);
+    let _ = flush(socket, output, state).await;
 }
 
 async fn flush(

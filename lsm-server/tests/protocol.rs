@@ -247,3 +247,54 @@ fn shutdown_closes_clients_and_the_engine() {
     let db = lsm_core::Db::open(dir.path(), lsm_core::Options::default()).unwrap();
     assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+fn info_field(server: &TestServer, field: &str) -> u64 {
+    let mut c = server.client();
+    let info: String = redis::cmd("INFO").arg("lsm").query(&mut c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Consecutive writes of a pipeline are committed together, with the same replies as one
+/// by one: conditional writes see the earlier writes of the same pipeline.
+#[test]
+fn pipelined_writes_commit_together_with_sequential_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(config(dir.path()));
+    let before = info_field(&server, "commit_groups");
+    let mut s = connect(&server);
+    let mut pipeline = String::new();
+    for i in 0..100 {
+        pipeline.push_str(&format!("SET k{i} v{i}\r\n"));
+    }
+    pipeline.push_str(
+        "SET k1 x NX\r\nSET k1 y XX GET\r\nDEL k2 k2 nosuch\r\nSET k2 z NX\r\nGET k1\r\nMSET a\r\n",
+    );
+    s.write_all(pipeline.as_bytes()).unwrap();
+    let expected = format!(
+        "{}$-1\r\n$2\r\nv1\r\n:1\r\n+OK\r\n$1\r\ny\r\n-ERR wrong number of arguments for 'mset' command\r\n",
+        "+OK\r\n".repeat(100)
+    );
+    assert_eq!(read_n(&mut s, expected.len()), expected);
+    let groups = info_field(&server, "commit_groups") - before;
+    assert!(
+        groups <= 10,
+        "105 pipelined writes took {groups} commit groups"
+    );
+
+    // A protocol error after writes: the writes before it are applied and answered first.
+    let mut s = connect(&server);
+    s.write_all(b"SET e1 1\r\nSET e2 2\r\n*1\r\n$-9\r\n")
+        .unwrap();
+    assert_eq!(
+        read_to_close(&mut s),
+        "+OK\r\n+OK\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
+    let mut c = server.client();
+    let v: Option<String> = redis::cmd("GET").arg("e2").query(&mut c).unwrap();
+    assert_eq!(v.as_deref(), Some("2"));
+}

@@ -251,6 +251,47 @@ pub fn execute(state: &ServerState, session: &mut Session, req: Request) -> (Opt
     (index, reply)
 }
 
+/// Most commands coalesced into one write group.
+pub const MAX_WRITE_GROUP: usize = 1024;
+
+/// The table index of `req` if it may join a write group: a known write command with a
+/// valid arity, on an authenticated session outside MULTI.
+pub fn groupable_write(state: &ServerState, session: &Session, req: &Request) -> Option<usize> {
+    let i = lookup(&req[0])?;
+    let spec = &COMMANDS[i];
+    (spec.is_write()
+        && spec.arity_ok(req.len())
+        && session.multi.is_none()
+        && !needs_auth(state, session))
+    .then_some(i)
+}
+
+/// Executes consecutive write commands of one connection's pipeline in one [`Txn`]: the
+/// stripes of all their keys are locked, each command runs in order (seeing the earlier
+/// ones' writes), and one batch is committed. Every read these commands make is of a key
+/// they hold locked, so the outcome equals running them one after the other, with one
+/// WAL write instead of one per command. If the commit fails, every command that would
+/// have written gets the error.
+pub fn execute_write_group(state: &ServerState, group: &[(usize, Request)]) -> Vec<Reply> {
+    let keys: Vec<&[u8]> = group
+        .iter()
+        .flat_map(|(i, r)| COMMANDS[*i].keys(r))
+        .collect();
+    let _guards = state.locks.lock(keys);
+    let mut txn = Txn::new(&state.db);
+    let replies: Vec<Reply> = group
+        .iter()
+        .map(|(i, r)| data::run(state, COMMANDS[*i].name, r, &mut txn))
+        .collect();
+    match txn.commit() {
+        Ok(()) => replies,
+        Err(e) => replies
+            .into_iter()
+            .map(|r| if r.is_error() { r } else { e.clone() })
+            .collect(),
+    }
+}
+
 fn needs_auth(state: &ServerState, session: &Session) -> bool {
     state.config.requirepass.is_some() && !session.authenticated
 }
