@@ -189,6 +189,17 @@ impl Config {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a.is_loopback())
     }
+
+    /// The warning to log loudly at start-up, if this configuration exposes every key to
+    /// the network without a password.
+    pub fn exposure_warning(&self) -> Option<String> {
+        (!self.is_loopback() && self.requirepass.is_none()).then(|| {
+            format!(
+                "!!! listening on {} without requirepass: anyone who can reach this address can read and write every key !!!",
+                self.bind
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +231,22 @@ mod tests {
         let c = Config::resolve(cli(&[])).unwrap();
         assert_eq!(c, Config::default());
         assert!(Config::resolve(cli(&["--sync"])).unwrap().sync);
+    }
+
+    #[test]
+    fn exposure_warning_only_for_open_non_loopback_binds() {
+        let mut c = Config::default();
+        assert_eq!(c.exposure_warning(), None);
+        c.bind = "0.0.0.0".into();
+        assert!(c
+            .exposure_warning()
+            .unwrap()
+            .contains("without requirepass"));
+        c.requirepass = Some("pw".into());
+        assert_eq!(c.exposure_warning(), None);
+        c.bind = "::1".into();
+        c.requirepass = None;
+        assert_eq!(c.exposure_warning(), None);
     }
 
     #[test]

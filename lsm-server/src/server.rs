@@ -127,11 +127,8 @@ impl Server {
             .local_addr()
             .map_err(|e| ServerError::io("reading the bound address", e))?
             .port();
-        if !config.is_loopback() && config.requirepass.is_none() {
-            tracing::warn!(
-                "!!! listening on {} without requirepass: anyone who can reach this address can read and write every key !!!",
-                config.bind
-            );
+        if let Some(warning) = config.exposure_warning() {
+            tracing::warn!("{warning}");
         }
         Ok(Server {
             state: Arc::new(ServerState::new(db, config, port)),

@@ -211,6 +211,16 @@ fn resp3_hello_and_typed_replies() {
     assert!(info.contains("redis_version:"), "{info}");
     let e = err_text(cmd("HELLO").arg("4").query::<Value>(&mut c));
     assert!(e.starts_with("NOPROTO"), "{e}");
+    let _: Value = cmd("HELLO")
+        .arg("3")
+        .arg("SETNAME")
+        .arg("named-by-hello")
+        .query(&mut c)
+        .unwrap();
+    let name: String = cmd("CLIENT").arg("GETNAME").query(&mut c).unwrap();
+    assert_eq!(name, "named-by-hello");
+    let e = err_text(cmd("HELLO").arg("3").arg("BOGUS").query::<Value>(&mut c));
+    assert!(e.contains("Syntax error in HELLO option"), "{e}");
 }
 
 #[test]
