@@ -77,14 +77,6 @@ impl Metrics {
             .map(|m| m.errors.load(Ordering::Relaxed))
             .sum()
     }
-
-    /// Calls of command `name` so far.
-    pub fn calls(&self, name: &str) -> u64 {
-        COMMANDS
-            .iter()
-            .position(|c| c.name == name)
-            .map_or(0, |i| self.per_command[i].calls.load(Ordering::Relaxed))
-    }
 }
 
 /// Renders every metric in the Prometheus text exposition format (version 0.0.4).
