@@ -36,5 +36,8 @@ fi
 echo "== cargo test (workspace)"
 cargo test --workspace "$@"
 
+echo "== benchmark harness smoke run (10k keys, lsm-core and fjall)"
+cargo run -q -p benches --bin db_bench -- --num 10000 --rounds 1 --csv target/db_bench_smoke.csv
+
 echo "== end to end: lsm-server with redis-cli and redis-py"
 scripts/e2e-server.sh

@@ -1,2 +1,7 @@
-//! Benchmarks of `lsm-core` against peer engines (fjall, RocksDB): a db_bench-style
-//! harness and criterion component benches. Tracked by the benchmarks issue.
+//! The benchmark harness: [`engines`] (lsm-core and its peers behind one trait) and
+//! [`workload`] (db_bench-style workloads). The `db_bench` binary runs every workload on
+//! every engine, each in its own child process, alternating engines, and reports ops/s,
+//! ratios, latency percentiles, write and space amplification and peak RSS.
+
+pub mod engines;
+pub mod workload;
