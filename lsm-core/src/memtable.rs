@@ -19,10 +19,85 @@ use crate::types::{seek_trailer, trailer, trailer_kind, Kind, SeqNo};
 /// towers and `Bytes` headers, approximately).
 const ENTRY_OVERHEAD_BYTES: usize = 96;
 
+/// User keys up to this many bytes live inside the skip-list node itself.
+pub(crate) const INLINE_KEY_BYTES: usize = 30;
+
+/// A user key as the memtable stores it: short keys inline, so that comparing against
+/// a node during a search touches only that node's memory (one cache miss per visited
+/// node instead of two), and building a lookup probe allocates nothing.
+#[derive(Clone)]
+pub(crate) enum UserKey {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY_BYTES],
+    },
+    Heap(Bytes),
+}
+
+impl UserKey {
+    pub(crate) fn from_slice(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY_BYTES {
+            let mut bytes = [0u8; INLINE_KEY_BYTES];
+            bytes[..key.len()].copy_from_slice(key);
+            UserKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            UserKey::Heap(Bytes::copy_from_slice(key))
+        }
+    }
+
+    fn from_bytes(key: Bytes) -> Self {
+        if key.len() <= INLINE_KEY_BYTES {
+            UserKey::from_slice(&key)
+        } else {
+            UserKey::Heap(key)
+        }
+    }
+}
+
+impl std::ops::Deref for UserKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            UserKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            UserKey::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for UserKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for UserKey {}
+
+impl PartialOrd for UserKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for UserKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", &**self)
+    }
+}
+
 /// Skip-list key: `(user key, Reverse(trailer))`, so derived ordering is internal order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct MemKey {
-    pub(crate) key: Bytes,
+    pub(crate) key: UserKey,
     pub(crate) rev_trailer: Reverse<u64>,
 }
 
@@ -67,7 +142,7 @@ impl Memtable {
         let size = key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
         self.map.insert(
             MemKey {
-                key,
+                key: UserKey::from_bytes(key),
                 rev_trailer: Reverse(trailer(seq, kind)),
             },
             value,
@@ -86,11 +161,11 @@ impl Memtable {
     /// The newest version of `key` with sequence `<= seq`, if any.
     pub(crate) fn get(&self, key: &[u8], seq: SeqNo) -> Option<Lookup> {
         let probe = MemKey {
-            key: Bytes::copy_from_slice(key),
+            key: UserKey::from_slice(key),
             rev_trailer: Reverse(seek_trailer(seq)),
         };
         let entry = self.map.lower_bound(Bound::Included(&probe))?;
-        if entry.key().key.as_ref() != key {
+        if &*entry.key().key != key {
             return None;
         }
         match trailer_kind(entry.key().trailer()) {
@@ -110,6 +185,31 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_and_heap_keys_order_as_bytes() {
+        let keys: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0],
+            vec![1; 30],
+            vec![1; 31],
+            vec![1; 29],
+            vec![2],
+            vec![1; 100],
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (UserKey::from_slice(a), UserKey::from_slice(b));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(&*ka, &a[..]);
+            }
+        }
+        assert!(matches!(
+            UserKey::from_slice(&[7; 30]),
+            UserKey::Inline { .. }
+        ));
+        assert!(matches!(UserKey::from_slice(&[7; 31]), UserKey::Heap(_)));
+    }
 
     #[test]
     fn get_sees_newest_visible_version() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::InternalIter;
 use crate::error::Result;
-use crate::memtable::{MemKey, Memtable};
+use crate::memtable::{MemKey, Memtable, UserKey};
 use crate::types::{encode_internal, split_internal};
 
 /// Entries copied from the skip list per refill.
@@ -80,7 +80,7 @@ impl InternalIter for MemIter {
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let (k, t) = split_internal(target).unwrap_or((target, u64::MAX));
         let probe = MemKey {
-            key: Bytes::copy_from_slice(k),
+            key: UserKey::from_slice(k),
             rev_trailer: Reverse(t),
         };
         self.refill(Bound::Included(&probe));
