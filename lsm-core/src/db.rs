@@ -99,8 +99,6 @@ struct WalState {
 #[derive(Debug)]
 struct ManifestState {
     log_number: u64,
-    /// Checkpoints in progress: WAL segments are not deleted while one copies them.
-    checkpoint_pins: usize,
 }
 
 #[derive(Debug, Default)]
@@ -607,7 +605,6 @@ impl Inner {
             }),
             manifest: Mutex::new(ManifestState {
                 log_number: wal_number,
-                checkpoint_pins: 0,
             }),
             next_file,
             visible_seq: AtomicU64::new(last_seq),
@@ -927,7 +924,7 @@ impl Inner {
         let tables = write_tables(&spec, &mut it)?;
         let written: u64 = tables.iter().map(|t| t.meta.size_bytes).sum();
 
-        let m = self.manifest.lock();
+        let mut m = self.manifest.lock();
         let cur = self.current_sv();
         let version = Arc::new(cur.version.apply(&VersionEdit {
             removed: Vec::new(),
@@ -941,7 +938,6 @@ impl Inner {
             .chain([cur.active.wal_number()])
             .min()
             .unwrap_or(0);
-        let mut m = m;
         self.write_manifest(&version, log_number)?;
         m.log_number = log_number;
         {
@@ -979,12 +975,10 @@ impl Inner {
             .ctx(|| format!("writing {}", path.display()))
     }
 
-    /// Deletes WAL segments older than the manifest's log number (not during a
-    /// checkpoint, which may be copying them; the next flush retries).
+    /// Deletes WAL segments older than the manifest's log number. Called with the
+    /// manifest lock held, so it never runs while a checkpoint (which holds that lock
+    /// throughout) is copying segments.
     fn delete_obsolete_wals(&self, m: &ManifestState) {
-        if m.checkpoint_pins > 0 {
-            return;
-        }
         let mut wal = self.wal.lock();
         let old: Vec<u64> = wal.segments.range(..m.log_number).copied().collect();
         for n in old {
@@ -1157,11 +1151,10 @@ impl Inner {
         self.fs
             .create_dir_all(target)
             .ctx(|| format!("creating {}", target.display()))?;
-        let mut m = self.manifest.lock();
-        m.checkpoint_pins += 1;
-        let result = self.checkpoint_locked(target);
-        m.checkpoint_pins -= 1;
-        result
+        // Holding the manifest lock keeps flushes and compactions from installing a
+        // version or deleting WAL segments while the copy is made.
+        let _manifest = self.manifest.lock();
+        self.checkpoint_locked(target)
     }
 
     fn checkpoint_locked(&self, target: &Path) -> Result<()> {
