@@ -93,11 +93,18 @@ fn zk_err(context: impl Into<String>) -> impl FnOnce(zk::Error) -> ClusterError 
     move |source| ClusterError::Zk { context, source }
 }
 
-/// Errors after which the same request may simply be sent again.
+/// Errors after which the same request may simply be sent again: the connection, not
+/// the session or the request, failed. The client library reports some connection
+/// failures as custom errors ("no response from connection in ...").
 fn transient(e: &zk::Error) -> bool {
     matches!(
         e,
-        zk::Error::ConnectionLoss | zk::Error::Timeout | zk::Error::Throttled
+        zk::Error::ConnectionLoss
+            | zk::Error::Timeout
+            | zk::Error::Throttled
+            | zk::Error::NoHosts
+            | zk::Error::NotReadOnly
+            | zk::Error::Custom(_)
     )
 }
 

@@ -156,3 +156,114 @@ fn leader_stops_serving_without_zookeeper() {
         drop((a, b));
     });
 }
+
+/// ZooKeeper frozen (SIGSTOP): the leader stops serving within its lease at the latest
+/// (here the session layer notices the silent connection first), and once ZooKeeper is
+/// back within the session timeout it serves again in the same epoch: no new election.
+#[test]
+fn leader_pauses_while_zookeeper_is_frozen_and_resumes_in_the_same_epoch() {
+    let _one_at_a_time = serial();
+    let zk = ZkEnsemble::standalone();
+    runtime().block_on(async {
+        let a = Cluster::join(cfg(&zk, "n1", 7001)).await.unwrap();
+        settle(&[&a], "election", |v| agreed(v, 1)).await;
+        let epoch = a.fence().unwrap();
+        let timeout = a.session_timeout();
+
+        zk.signal(0, "STOP");
+        let frozen = Instant::now();
+        let reason = loop {
+            if let Err(reason) = a.fence() {
+                break reason;
+            }
+            assert!(
+                frozen.elapsed() < timeout,
+                "still serving with ZooKeeper frozen"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let stopped_after = frozen.elapsed();
+        let limit = timeout.mul_f64(lsm_cluster::LEASE_FRACTION) + timeout / 6;
+        assert!(
+            stopped_after <= limit + Duration::from_millis(100),
+            "stopped serving only after {stopped_after:?} (lease limit {limit:?})"
+        );
+        eprintln!("ZooKeeper frozen: leader stopped serving after {stopped_after:?} ({reason})");
+
+        zk.signal(0, "CONT");
+        let resumed = Instant::now();
+        loop {
+            match a.fence() {
+                Ok(e) => {
+                    assert_eq!(e, epoch, "same leadership, no new election");
+                    break;
+                }
+                Err(_) => assert!(resumed.elapsed() < timeout * 3, "never served again"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a.leave().await;
+    });
+}
+
+/// A paused process in miniature: every runtime worker is blocked, so neither the
+/// ZooKeeper client nor the heartbeat runs, while the clock goes on. Seen from outside
+/// the runtime, the leader's view still says "connected", yet `fence` refuses once the
+/// lease is over: a paused leader refuses to serve before it learns anything from
+/// ZooKeeper. Afterwards it serves again in the same epoch.
+#[test]
+fn lease_expires_while_the_process_is_frozen() {
+    let _one_at_a_time = serial();
+    let zk = ZkEnsemble::standalone();
+    let rt = runtime();
+    let a = rt.block_on(async {
+        let a = Cluster::join(cfg(&zk, "n1", 7001)).await.unwrap();
+        settle(&[&a], "election", |v| agreed(v, 1)).await;
+        a
+    });
+    let epoch = a.fence().unwrap();
+    let timeout = a.session_timeout();
+    let freeze = timeout.mul_f64(0.8);
+    let hogs: Vec<_> = (0..2)
+        .map(|_| rt.spawn(async move { std::thread::sleep(freeze) }))
+        .collect();
+    let frozen = Instant::now();
+    let reason = loop {
+        if let Err(reason) = a.fence() {
+            break reason;
+        }
+        assert!(
+            frozen.elapsed() < freeze,
+            "still serving with the process frozen"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let stopped_after = frozen.elapsed();
+    assert_eq!(reason, NotServing::LeaseExpired);
+    assert!(
+        a.view().connected,
+        "the frozen client cannot have noticed anything"
+    );
+    let limit = timeout.mul_f64(lsm_cluster::LEASE_FRACTION);
+    // The last heartbeat may have been sent just after `frozen` was taken.
+    assert!(
+        stopped_after <= limit + Duration::from_millis(200),
+        "{stopped_after:?} > {limit:?}"
+    );
+    eprintln!("frozen process: lease refused service after {stopped_after:?} (lease {limit:?})");
+    rt.block_on(async {
+        for h in hogs {
+            h.await.unwrap();
+        }
+        let thawed = Instant::now();
+        loop {
+            if let Ok(e) = a.fence() {
+                assert_eq!(e, epoch);
+                break;
+            }
+            assert!(thawed.elapsed() < timeout, "never served again");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a.leave().await;
+    });
+}

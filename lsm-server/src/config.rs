@@ -16,6 +16,42 @@ pub const DEFAULT_METRICS_PORT: u16 = 9379;
 pub const DEFAULT_MAXCLIENTS: usize = 10_000;
 /// Upper bound on `maxclients`.
 pub const MAX_MAXCLIENTS: usize = 1_000_000;
+/// Default cluster name (the znode under the ZooKeeper chroot).
+pub const DEFAULT_CLUSTER_NAME: &str = "lsm";
+/// Default ZooKeeper session timeout asked for, in milliseconds.
+pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6_000;
+/// Default bound on how long a request waits for a leader, in milliseconds.
+pub const DEFAULT_LEADER_WAIT_MS: u64 = 5_000;
+
+impl ClusterSettings {
+    /// The settings as `lsm-cluster` takes them, for a server bound to `bind:port`.
+    pub fn cluster_config(&self, bind: &str, port: u16) -> lsm_cluster::ClusterConfig {
+        lsm_cluster::ClusterConfig {
+            zookeeper: self.zookeeper.clone(),
+            cluster_name: self.cluster_name.clone(),
+            node_id: self.node_id.clone(),
+            advertise_addr: self
+                .advertise_addr
+                .clone()
+                .unwrap_or_else(|| format!("{bind}:{port}")),
+            session_timeout: std::time::Duration::from_millis(self.session_timeout_ms),
+        }
+    }
+}
+
+/// Cluster settings; present when `zookeeper` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// ZooKeeper connect string `host:port[,host:port...][/chroot]`.
+    pub zookeeper: String,
+    pub node_id: String,
+    pub cluster_name: String,
+    /// `host:port` other nodes use; None means the bind address and the bound port.
+    pub advertise_addr: Option<String>,
+    pub session_timeout_ms: u64,
+    /// How long a request waits for a leader before `-CLUSTERDOWN`.
+    pub leader_wait_ms: u64,
+}
 
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +69,8 @@ pub struct Config {
     pub sync: bool,
     /// A `tracing` filter, e.g. `info` or `lsm_server=debug`.
     pub log_level: String,
+    /// Cluster mode; None = standalone.
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl Default for Config {
@@ -47,6 +85,7 @@ impl Default for Config {
             timeout_secs: 0,
             sync: false,
             log_level: "info".into(),
+            cluster: None,
         }
     }
 }
@@ -92,6 +131,25 @@ pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "LSM_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// ZooKeeper connect string (host:port[,host:port...][/chroot]); joins a cluster.
+    /// Without it the server runs standalone.
+    #[arg(long, env = "LSM_ZOOKEEPER")]
+    pub zookeeper: Option<String>,
+    /// This node's id in the cluster (required with --zookeeper).
+    #[arg(long, env = "LSM_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The cluster to join (default "lsm").
+    #[arg(long, env = "LSM_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// host:port the other nodes use to reach this one (default: bind address and port).
+    #[arg(long, env = "LSM_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// ZooKeeper session timeout in milliseconds (default 6000).
+    #[arg(long, env = "LSM_ZOOKEEPER_SESSION_TIMEOUT_MS")]
+    pub zookeeper_session_timeout_ms: Option<u64>,
+    /// How long a request waits for a leader before failing, in milliseconds (default 5000).
+    #[arg(long, env = "LSM_LEADER_WAIT_MS")]
+    pub leader_wait_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional.
@@ -107,6 +165,12 @@ pub struct FileConfig {
     pub timeout: Option<u64>,
     pub sync: Option<bool>,
     pub log_level: Option<String>,
+    pub zookeeper: Option<String>,
+    pub node_id: Option<String>,
+    pub cluster_name: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub zookeeper_session_timeout_ms: Option<u64>,
+    pub leader_wait_ms: Option<u64>,
 }
 
 /// A configuration error; the message names the key.
@@ -131,6 +195,29 @@ impl Config {
             None => FileConfig::default(),
         };
         let d = Config::default();
+        let zookeeper = cli.zookeeper.or(file.zookeeper).filter(|z| !z.is_empty());
+        let node_id = cli.node_id.or(file.node_id);
+        let cluster = match zookeeper {
+            None => None,
+            Some(zookeeper) => Some(ClusterSettings {
+                zookeeper,
+                node_id: node_id
+                    .ok_or_else(|| ConfigError("node_id: required when zookeeper is set".into()))?,
+                cluster_name: cli
+                    .cluster_name
+                    .or(file.cluster_name)
+                    .unwrap_or_else(|| DEFAULT_CLUSTER_NAME.into()),
+                advertise_addr: cli.advertise_addr.or(file.advertise_addr),
+                session_timeout_ms: cli
+                    .zookeeper_session_timeout_ms
+                    .or(file.zookeeper_session_timeout_ms)
+                    .unwrap_or(DEFAULT_ZK_SESSION_TIMEOUT_MS),
+                leader_wait_ms: cli
+                    .leader_wait_ms
+                    .or(file.leader_wait_ms)
+                    .unwrap_or(DEFAULT_LEADER_WAIT_MS),
+            }),
+        };
         let cfg = Config {
             bind: cli.bind.or(file.bind).unwrap_or(d.bind),
             port: cli.port.or(file.port).unwrap_or(d.port),
@@ -147,6 +234,7 @@ impl Config {
             timeout_secs: cli.timeout.or(file.timeout).unwrap_or(d.timeout_secs),
             sync: cli.sync.or(file.sync).unwrap_or(d.sync),
             log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
+            cluster,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -179,6 +267,27 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError("data_dir: must not be empty".into()));
+        }
+        if let Some(c) = &self.cluster {
+            // The port may still be 0 here; any valid port stands in for the check.
+            let cc = c.cluster_config(&self.bind, self.port.max(1));
+            cc.validate()
+                .map_err(|e| ConfigError(format!("{}: {}", e.key, e.reason)))?;
+            let unspecified = self
+                .bind
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_unspecified());
+            if c.advertise_addr.is_none() && unspecified {
+                return Err(ConfigError(format!(
+                    "advertise_addr: required when bind is {} (other nodes cannot connect to it)",
+                    self.bind
+                )));
+            }
+            if !(1..=600_000).contains(&c.leader_wait_ms) {
+                return Err(ConfigError(
+                    "leader_wait_ms: must be between 1 and 600000".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -234,6 +343,40 @@ mod tests {
     }
 
     #[test]
+    fn cluster_settings_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lsm.toml");
+        std::fs::write(
+            &path,
+            "zookeeper = \"127.0.0.1:2181/kv\"\nnode_id = \"n1\"\ncluster_name = \"c1\"\n\
+             zookeeper_session_timeout_ms = 4000\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--node-id",
+            "n2",
+            "--port",
+            "7001",
+        ]))
+        .unwrap();
+        let s = c.cluster.clone().unwrap();
+        assert_eq!(s.node_id, "n2");
+        assert_eq!(s.cluster_name, "c1");
+        assert_eq!(s.leader_wait_ms, DEFAULT_LEADER_WAIT_MS);
+        let cc = s.cluster_config(&c.bind, 7001);
+        assert_eq!(cc.advertise_addr, "127.0.0.1:7001");
+        assert_eq!(cc.zookeeper, "127.0.0.1:2181/kv");
+        assert_eq!(cc.session_timeout, std::time::Duration::from_secs(4));
+        // Without zookeeper the server is standalone, whatever else is set.
+        assert_eq!(
+            Config::resolve(cli(&["--node-id", "n1"])).unwrap().cluster,
+            None
+        );
+    }
+
+    #[test]
     fn exposure_warning_only_for_open_non_loopback_binds() {
         let mut c = Config::default();
         assert_eq!(c.exposure_warning(), None);
@@ -271,6 +414,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("bind"), "{e}");
+        let e = Config::resolve(cli(&["--zookeeper", "127.0.0.1:2181"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("node_id"), "{e}");
+        let e = Config::resolve(cli(&["--zookeeper", "h:1", "--node-id", "a/b"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("node_id"), "{e}");
+        let e = Config::resolve(cli(&[
+            "--zookeeper",
+            "h:1",
+            "--node-id",
+            "n1",
+            "--bind",
+            "0.0.0.0",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("advertise_addr"), "{e}");
         let e = Cli::try_parse_from(["lsm-server", "--port", "x"])
             .unwrap_err()
             .to_string();

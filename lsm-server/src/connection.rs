@@ -18,8 +18,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::command::{
-    execute, execute_write_group, groupable_write, lookup, Session, COMMANDS, MAX_WRITE_GROUP,
+    execute, execute_write_group, forward_unit, groupable_write, lookup, needs_leader, Session,
+    COMMANDS, MAX_WRITE_GROUP,
 };
+use crate::forward::{forward_units, place, LeaderLink, Placement};
 use crate::protocol::{parse_request, ParseLimits, ProtocolError, Reply, Request};
 use crate::state::{bump, ServerState};
 
@@ -27,6 +29,8 @@ use crate::state::{bump, ServerState};
 pub const QUERY_BUFFER_LIMIT: usize = 1 << 30;
 /// Replies are written once this many bytes are pending.
 pub const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Most requests forwarded to the leader in one batch.
+pub const MAX_FORWARD_BATCH: usize = 1024;
 /// Bytes requested from the socket per read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -42,7 +46,7 @@ fn may_block(state: &ServerState, req: &Request) -> bool {
         || matches!(c.name, "dbsize" | "lsm.range")
 }
 
-fn run_command(
+pub(crate) fn run_command(
     state: &ServerState,
     session: &mut Session,
     req: Request,
@@ -78,6 +82,8 @@ pub async fn handle(
     let mut output = BytesMut::with_capacity(16 * 1024);
     // A request parsed while collecting a write group that did not belong to it.
     let mut carry: Option<Request> = None;
+    // Cluster mode on a follower: this client's connection to the leader.
+    let mut link: Option<LeaderLink> = None;
     loop {
         loop {
             let limits = ParseLimits {
@@ -97,48 +103,109 @@ pub async fn handle(
                 }
             };
             let started = Instant::now();
-            if let Some(first) = groupable_write(&state, &session, &req) {
-                // Coalesce the consecutive writes already received into one commit.
-                let mut group = vec![(first, req)];
-                while group.len() < MAX_WRITE_GROUP {
-                    match parse_request(&mut input, limits) {
-                        Ok(Some(next)) => match groupable_write(&state, &session, &next) {
-                            Some(i) => group.push((i, next)),
-                            None => {
+            let placement = match state.cluster.as_deref() {
+                Some(cluster) if needs_leader(&state, &session, &req) => {
+                    place(&state, cluster, &session).await
+                }
+                _ => Placement::Local,
+            };
+            match placement {
+                Placement::Refuse(reply) => {
+                    if req[0].eq_ignore_ascii_case(b"exec") {
+                        // A refused EXEC ends the transaction, as an aborted one does.
+                        session.multi = None;
+                        session.multi_failed = false;
+                    }
+                    state
+                        .metrics
+                        .record(lookup(&req[0]), started.elapsed(), true);
+                    bump(&state.counters.total_commands, 1);
+                    reply.encode(session.protocol, &mut output);
+                }
+                Placement::Forward(leader) => {
+                    let mut indices = vec![lookup(&req[0])];
+                    let mut units = vec![forward_unit(&mut session, req)];
+                    while units.len() < MAX_FORWARD_BATCH {
+                        match parse_request(&mut input, limits) {
+                            Ok(Some(next)) if needs_leader(&state, &session, &next) => {
+                                indices.push(lookup(&next[0]));
+                                units.push(forward_unit(&mut session, next));
+                            }
+                            Ok(Some(next)) => {
                                 carry = Some(next);
                                 break;
                             }
-                        },
-                        Ok(None) => break,
-                        Err(e) => {
-                            deferred_error = Some(e);
-                            break;
+                            Ok(None) => break,
+                            Err(e) => {
+                                deferred_error = Some(e);
+                                break;
+                            }
                         }
                     }
+                    let cluster = state.cluster.as_deref().expect("placement needs a cluster");
+                    let errors = forward_units(
+                        &state,
+                        cluster,
+                        &mut session,
+                        &mut link,
+                        leader,
+                        &units,
+                        &mut output,
+                        multi_thread,
+                    )
+                    .await;
+                    let per_command = started.elapsed() / units.len() as u32;
+                    for (index, error) in indices.into_iter().zip(errors) {
+                        state.metrics.record(index, per_command, error);
+                    }
+                    bump(&state.counters.total_commands, units.len() as u64);
+                    bump(&state.counters.forwarded_commands, units.len() as u64);
                 }
-                let replies = if multi_thread && state.config.sync {
-                    tokio::task::block_in_place(|| execute_write_group(&state, &group))
-                } else {
-                    execute_write_group(&state, &group)
-                };
-                let per_command = started.elapsed() / group.len() as u32;
-                for ((index, _), reply) in group.iter().zip(&replies) {
-                    state
-                        .metrics
-                        .record(Some(*index), per_command, reply.is_error());
-                    reply.encode(session.protocol, &mut output);
-                }
-                bump(&state.counters.total_commands, group.len() as u64);
-            } else {
-                let (index, reply) = run_command(&state, &mut session, req, multi_thread);
-                state
-                    .metrics
-                    .record(index, started.elapsed(), reply.is_error());
-                bump(&state.counters.total_commands, 1);
-                reply.encode(session.protocol, &mut output);
-                if session.quit {
-                    let _ = flush(&mut socket, &mut output, &state).await;
-                    return;
+                Placement::Local => {
+                    if let Some(first) = groupable_write(&state, &session, &req) {
+                        // Coalesce the consecutive writes already received into one commit.
+                        let mut group = vec![(first, req)];
+                        while group.len() < MAX_WRITE_GROUP {
+                            match parse_request(&mut input, limits) {
+                                Ok(Some(next)) => match groupable_write(&state, &session, &next) {
+                                    Some(i) => group.push((i, next)),
+                                    None => {
+                                        carry = Some(next);
+                                        break;
+                                    }
+                                },
+                                Ok(None) => break,
+                                Err(e) => {
+                                    deferred_error = Some(e);
+                                    break;
+                                }
+                            }
+                        }
+                        let replies = if multi_thread && state.config.sync {
+                            tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                        } else {
+                            execute_write_group(&state, &group)
+                        };
+                        let per_command = started.elapsed() / group.len() as u32;
+                        for ((index, _), reply) in group.iter().zip(&replies) {
+                            state
+                                .metrics
+                                .record(Some(*index), per_command, reply.is_error());
+                            reply.encode(session.protocol, &mut output);
+                        }
+                        bump(&state.counters.total_commands, group.len() as u64);
+                    } else {
+                        let (index, reply) = run_command(&state, &mut session, req, multi_thread);
+                        state
+                            .metrics
+                            .record(index, started.elapsed(), reply.is_error());
+                        bump(&state.counters.total_commands, 1);
+                        reply.encode(session.protocol, &mut output);
+                        if session.quit {
+                            let _ = flush(&mut socket, &mut output, &state).await;
+                            return;
+                        }
+                    }
                 }
             }
             if let Some(e) = deferred_error {

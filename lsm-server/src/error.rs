@@ -12,6 +12,12 @@ pub enum ServerError {
     /// The storage engine failed (opening or closing the data directory).
     #[error("storage engine: {0}")]
     Engine(#[from] lsm_core::Error),
+    /// Joining the cluster failed (ZooKeeper unreachable, duplicate node id, ...).
+    #[error("cluster: {0}")]
+    Cluster(String),
+    /// The data directory belongs to another node of a cluster.
+    #[error("{0}")]
+    NodeIdMismatch(String),
     /// A socket operation failed.
     #[error("{context}: {source}")]
     Io {

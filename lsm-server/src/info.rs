@@ -1,5 +1,7 @@
-//! INFO: Redis's sections (`server`, `clients`, `stats`, `persistence`, `replication`)
-//! with Redis field names, plus an `lsm` section with the engine's counters.
+//! INFO: Redis's sections (`server`, `clients`, `stats`, `persistence`, `replication`,
+//! `cluster`) with Redis field names where they fit, plus an `lsm` section with the
+//! engine's counters. In cluster mode `replication` shows `role:master` on the leader and
+//! `role:slave` elsewhere, with `leader_addr` and `leader_epoch`; `cluster` lists members.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -11,12 +13,13 @@ use crate::command::admin::REDIS_COMPAT_VERSION;
 use crate::state::{get, ServerState};
 
 /// Sections in the order INFO prints them.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 7] = [
     "server",
     "clients",
     "stats",
     "persistence",
     "replication",
+    "cluster",
     "lsm",
 ];
 
@@ -202,14 +205,89 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                 );
                 add("lsm_data_dir", state.config.data_dir.display().to_string());
             }
-            "replication" => {
-                add("role", "master".into());
-                add("connected_slaves", "0".into());
-                add(
-                    "master_repl_offset",
-                    state.db.stats().last_sequence.to_string(),
-                );
-            }
+            "replication" => match state.cluster.as_deref() {
+                None => {
+                    add("role", "master".into());
+                    add("connected_slaves", "0".into());
+                    add(
+                        "master_repl_offset",
+                        state.db.stats().last_sequence.to_string(),
+                    );
+                }
+                Some(cluster) => {
+                    let v = cluster.view();
+                    let leading = matches!(v.role, lsm_cluster::Role::Leader { .. });
+                    add("role", if leading { "master" } else { "slave" }.into());
+                    let (addr, epoch) = v
+                        .leader
+                        .as_ref()
+                        .map_or((String::new(), 0), |l| (l.addr.clone(), l.epoch));
+                    add("leader_addr", addr.clone());
+                    add("leader_epoch", epoch.to_string());
+                    if leading {
+                        add("connected_slaves", "0".into());
+                    } else {
+                        let (host, port) = addr.rsplit_once(':').unwrap_or(("", ""));
+                        add("master_host", host.into());
+                        add("master_port", port.into());
+                        let up = v.leader.is_some() && v.connected;
+                        add("master_link_status", if up { "up" } else { "down" }.into());
+                    }
+                    add(
+                        "master_repl_offset",
+                        state.db.stats().last_sequence.to_string(),
+                    );
+                }
+            },
+            "cluster" => match state.cluster.as_deref() {
+                None => add("cluster_enabled", "0".into()),
+                Some(cluster) => {
+                    let v = cluster.view();
+                    let cfg = cluster.config();
+                    add("cluster_enabled", "1".into());
+                    add("cluster_name", cfg.cluster_name.clone());
+                    add("node_id", v.node_id.clone());
+                    add("advertise_addr", cfg.advertise_addr.clone());
+                    add(
+                        "cluster_state",
+                        if v.leader.is_some() { "ok" } else { "down" }.into(),
+                    );
+                    add(
+                        "leader_node_id",
+                        v.leader
+                            .as_ref()
+                            .map(|l| l.node_id.clone())
+                            .unwrap_or_default(),
+                    );
+                    add("zookeeper", cfg.zookeeper.clone());
+                    add("zookeeper_connected", u8::from(v.connected).to_string());
+                    add(
+                        "zookeeper_session_id",
+                        v.session_id.clone().unwrap_or_default(),
+                    );
+                    add(
+                        "zookeeper_session_timeout_ms",
+                        cluster.session_timeout().as_millis().to_string(),
+                    );
+                    add(
+                        "forwarded_commands",
+                        get(&state.counters.forwarded_commands).to_string(),
+                    );
+                    add("cluster_members", v.members.len().to_string());
+                    for (i, m) in v.members.iter().enumerate() {
+                        let leader = v.leader.as_ref().is_some_and(|l| l.node_id == m.node_id);
+                        add(
+                            &format!("member{i}"),
+                            format!(
+                                "id={},addr={},leader={}",
+                                m.node_id,
+                                m.addr,
+                                u8::from(leader)
+                            ),
+                        );
+                    }
+                }
+            },
             _ => {
                 for (k, v, _) in engine_fields(&state.db.stats()) {
                     add(&k, v);

@@ -9,6 +9,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod forward;
 pub mod glob;
 pub mod info;
 pub mod metrics;

@@ -103,6 +103,10 @@ impl Server {
             },
             ..lsm_core::Options::default()
         };
+        if let Some(c) = &config.cluster {
+            // Before the engine's lock, so that a wrong id is named as such.
+            check_node_id(&config.data_dir, &c.node_id)?;
+        }
         let data_dir = config.data_dir.clone();
         let db = tokio::task::spawn_blocking(move || lsm_core::Db::open(&data_dir, opts))
             .await
@@ -130,8 +134,26 @@ impl Server {
         if let Some(warning) = config.exposure_warning() {
             tracing::warn!("{warning}");
         }
+        let mut state = ServerState::new(db, config, port);
+        if let Some(settings) = state.config.cluster.clone() {
+            let joined = async {
+                claim_node_id(&state.config.data_dir, &settings.node_id)?;
+                let cc = settings.cluster_config(&state.config.bind, port);
+                lsm_cluster::Cluster::join(cc)
+                    .await
+                    .map_err(|e| ServerError::Cluster(e.to_string()))
+            };
+            match joined.await {
+                Ok(cluster) => state.cluster = Some(Arc::new(cluster)),
+                Err(e) => {
+                    let db = state.db.clone();
+                    let _ = tokio::task::spawn_blocking(move || db.close()).await;
+                    return Err(e);
+                }
+            }
+        }
         Ok(Server {
-            state: Arc::new(ServerState::new(db, config, port)),
+            state: Arc::new(state),
             listener,
             metrics,
         })
@@ -166,6 +188,16 @@ impl Server {
                 let _ = stopped.changed().await;
             }));
         }
+        let cluster = self.state.cluster.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Hand leadership over first, so that the other nodes serve again at once; the
+            // requests already read here are then forwarded to the new leader.
+            if let Some(c) = cluster {
+                tracing::info!("leaving the cluster");
+                c.leave().await;
+            }
+        };
         run(self.listener, self.state.clone(), shutdown).await;
         let _ = stop_metrics.send(true);
         tracing::info!("connections closed; closing the engine");
@@ -175,5 +207,58 @@ impl Server {
             .map_err(|e| ServerError::io("closing the engine", std::io::Error::other(e)))??;
         tracing::info!("shut down cleanly");
         Ok(())
+    }
+}
+
+/// Name of the file in the data directory that records the node id it belongs to.
+pub const NODE_ID_FILE: &str = "NODE_ID";
+
+/// Refuses a data directory that belongs to another node (its data would be served under
+/// the wrong identity). Returns whether the directory already records `node_id`.
+///
+/// # Errors
+/// The directory belongs to another node, or its node id file cannot be read.
+pub fn check_node_id(data_dir: &std::path::Path, node_id: &str) -> Result<bool, ServerError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(found) => {
+            let found = found.trim();
+            if found == node_id {
+                Ok(true)
+            } else {
+                Err(ServerError::NodeIdMismatch(format!(
+                    "data directory {} belongs to node `{found}` (per {}), not `{node_id}`; \
+                     start it with --node-id {found} or use another --data-dir",
+                    data_dir.display(),
+                    path.display()
+                )))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ServerError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Records `node_id` in the data directory on first use (see [`check_node_id`]).
+///
+/// # Errors
+/// The directory belongs to another node, or the file cannot be read or written.
+pub fn claim_node_id(data_dir: &std::path::Path, node_id: &str) -> Result<(), ServerError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    if check_node_id(data_dir, node_id)? {
+        Ok(())
+    } else {
+        {
+            let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
+            let write = || -> std::io::Result<()> {
+                use std::io::Write as _;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(format!("{node_id}\n").as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(data_dir)?.sync_all()
+            };
+            write().map_err(|e| ServerError::io(format!("writing {}", path.display()), e))
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! striped key locks that make conditional writes and transactions atomic.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use lsm_core::Db;
@@ -57,6 +58,8 @@ pub struct ServerCounters {
     pub protocol_errors: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Commands this node forwarded to the leader.
+    pub forwarded_commands: AtomicU64,
 }
 
 pub fn bump(c: &AtomicU64, by: u64) {
@@ -78,6 +81,8 @@ pub struct ServerState {
     pub started: Instant,
     /// The TCP port actually bound (differs from the config when it asked for 0).
     pub port: u16,
+    /// Cluster membership; None when standalone.
+    pub cluster: Option<Arc<lsm_cluster::Cluster>>,
 }
 
 impl ServerState {
@@ -90,6 +95,7 @@ impl ServerState {
             metrics: Metrics::default(),
             started: Instant::now(),
             port,
+            cluster: None,
         }
     }
 }

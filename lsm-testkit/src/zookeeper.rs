@@ -209,6 +209,13 @@ impl ZkEnsemble {
         }
     }
 
+    /// Sends a signal (e.g. "STOP", "CONT") to server `i`.
+    pub fn signal(&self, i: usize, sig: &str) {
+        if let Some(p) = &self.peers[i].process {
+            p.signal(sig);
+        }
+    }
+
     /// SIGKILLs every server.
     pub fn kill_all(&mut self) {
         for i in 0..self.peers.len() {

@@ -47,7 +47,26 @@ pub fn run(state: &ServerState, session: &mut Session, spec: &CommandSpec, req: 
             .db
             .compact()
             .map_or_else(|e| super::engine_error(&e), |()| Reply::ok()),
+        "lsm.forwarded" => forwarded(state, session, req),
         other => Reply::err(format!("ERR '{other}' is not an admin command")),
+    }
+}
+
+/// `LSM.FORWARDED <epoch>`: this connection carries requests a follower forwards in
+/// `epoch`; they run only while this node leads in exactly that epoch.
+fn forwarded(state: &ServerState, session: &mut Session, req: &Request) -> Reply {
+    if state.cluster.is_none() {
+        return Reply::err("ERR LSM.FORWARDED is only valid in cluster mode");
+    }
+    match std::str::from_utf8(&req[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(epoch) if epoch > 0 => {
+            session.forwarded_epoch = Some(epoch);
+            Reply::ok()
+        }
+        _ => Reply::err("ERR epoch is not a positive integer"),
     }
 }
 
@@ -317,6 +336,9 @@ fn summary(name: &str) -> &'static str {
         "lsm.range" => "LSM.RANGE start end [LIMIT n]: key-value pairs with start <= key < end.",
         "lsm.flush" => "Writes the memtable to an SSTable.",
         "lsm.compact" => "Runs a full compaction.",
+        "lsm.forwarded" => {
+            "Marks a follower's link to the leader with the leader epoch it forwards in (internal)."
+        }
         _ => "See docs/protocol.md.",
     }
 }

@@ -102,6 +102,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lsm.range", -3, &["readonly"], 0, 0, 0),
     spec("lsm.flush", 1, &["admin"], 0, 0, 0),
     spec("lsm.compact", 1, &["admin"], 0, 0, 0),
+    spec("lsm.forwarded", 2, &["fast", "loading", "stale"], 0, 0, 0),
 ];
 
 /// Index of a command in [`COMMANDS`], case-insensitively.
@@ -157,6 +158,9 @@ pub struct Session {
     pub multi_failed: bool,
     /// Close the connection after this reply.
     pub quit: bool,
+    /// Set by `LSM.FORWARDED <epoch>` on a follower's link to the leader: requests on
+    /// this connection run only while this node leads in that epoch.
+    pub forwarded_epoch: Option<u64>,
 }
 
 pub fn wrong_arity(name: &str) -> Reply {
@@ -289,6 +293,44 @@ pub fn execute_write_group(state: &ServerState, group: &[(usize, Request)]) -> V
             .into_iter()
             .map(|r| if r.is_error() { r } else { e.clone() })
             .collect(),
+    }
+}
+
+/// Whether `req` must run on the leader in cluster mode: it reads or writes data, or is
+/// the EXEC of a transaction. Connection commands, commands queued inside MULTI, and
+/// requests that fail anyway (unknown, wrong arity, not authenticated) run locally.
+pub fn needs_leader(state: &ServerState, session: &Session, req: &Request) -> bool {
+    let Some(i) = lookup(&req[0]) else {
+        return false;
+    };
+    let c = &COMMANDS[i];
+    if !c.arity_ok(req.len()) || needs_auth(state, session) {
+        return false;
+    }
+    if session.multi.is_some() {
+        return c.name == "exec" && !session.multi_failed;
+    }
+    c.first_key != 0 || matches!(c.name, "dbsize" | "lsm.range" | "lsm.flush" | "lsm.compact")
+}
+
+/// What a follower sends to the leader for `req`: the request itself or, for EXEC, the
+/// whole transaction (MULTI, the queued commands, EXEC), which leaves the session. The
+/// reply of the last request is the reply to `req`.
+pub fn forward_unit(session: &mut Session, req: Request) -> Vec<Request> {
+    let is_exec = req[0].eq_ignore_ascii_case(b"exec");
+    match session.multi.take() {
+        Some(queued) if is_exec => {
+            session.multi_failed = false;
+            let mut unit = Vec::with_capacity(queued.len() + 2);
+            unit.push(vec![Bytes::from_static(b"MULTI")]);
+            unit.extend(queued);
+            unit.push(req);
+            unit
+        }
+        other => {
+            session.multi = other;
+            vec![req]
+        }
     }
 }
 

@@ -1,0 +1,457 @@
+//! Cluster mode end to end: `lsm-server` processes joined through a real ZooKeeper
+//! (started by the tests on free loopback ports), driven with the `redis` crate.
+//! Election and agreement, forwarding through followers (pipelines, MULTI/EXEC, RESP3),
+//! duplicate node ids, SIGTERM handover, kill -9 failover, a SIGSTOPped leader fenced
+//! after it resumes, and the loss of ZooKeeper servers.
+//!
+//! Every test holds `lsm_testkit::serial()`: short ZooKeeper sessions expire spuriously
+//! when several clusters share two busy cores.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lsm_testkit::{free_port, serial, Child, ZkEnsemble};
+
+const SESSION_MS: u64 = 4000;
+
+struct Node {
+    id: String,
+    port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    process: Child,
+}
+
+fn spawn(zk: &str, id: &str, port: u16, dir: &Path, session_ms: u64) -> (Child, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.with_extension(format!("{port}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lsm-server"));
+    cmd.args(["--port", &port.to_string(), "--metrics-port", "0"])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--zookeeper", zk, "--node-id", id, "--cluster-name", "test"])
+        .args(["--zookeeper-session-timeout-ms", &session_ms.to_string()])
+        .args(["--leader-wait-ms", "2000", "--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out);
+    (Child::spawn(format!("lsm-server {id}"), &mut cmd), log)
+}
+
+impl Node {
+    fn start(zk: &str, id: &str, root: &Path, session_ms: u64) -> Node {
+        let port = free_port();
+        let dir = root.join(id);
+        let (process, log) = spawn(zk, id, port, &dir, session_ms);
+        let mut node = Node {
+            id: id.into(),
+            port,
+            dir,
+            log,
+            process,
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(mut c) = self.try_conn() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                self.process.alive() && Instant::now() < deadline,
+                "{} did not start; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn try_conn(&self) -> Option<redis::Connection> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let con = c.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        con.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+        Some(con)
+    }
+
+    fn conn(&self) -> redis::Connection {
+        self.try_conn()
+            .unwrap_or_else(|| panic!("cannot connect to {}", self.id))
+    }
+
+    fn info(&self, section: &str) -> HashMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.conn())
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// Waits until the live `nodes` agree on one leader among them; returns its index and
+/// epoch.
+fn agreed_leader(nodes: &[&Node]) -> (usize, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let infos: Vec<_> = nodes.iter().map(|n| n.info("replication")).collect();
+        let masters: Vec<usize> = (0..nodes.len())
+            .filter(|&i| infos[i]["role"] == "master")
+            .collect();
+        if let [m] = masters[..] {
+            let addr = nodes[m].addr();
+            let epoch = &infos[m]["leader_epoch"];
+            if infos
+                .iter()
+                .all(|i| i["leader_addr"] == addr && &i["leader_epoch"] == epoch)
+            {
+                return (m, epoch.parse().unwrap());
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreement: {infos:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Retries SET through `node` until it succeeds; returns how long that took.
+fn set_until_ok(node: &Node, key: &str, value: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let result = node
+            .try_conn()
+            .ok_or_else(|| "no connection".to_owned())
+            .and_then(|mut c| {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .query::<String>(&mut c)
+                    .map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(_) => return start.elapsed(),
+            Err(e) => assert!(
+                start.elapsed() < limit,
+                "SET through {} still failing after {limit:?}: {e}",
+                node.id
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(node: &Node, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(&mut node.conn()).unwrap()
+}
+
+#[test]
+fn three_nodes_agree_forward_and_hand_over() {
+    let _one_at_a_time = serial();
+    let zk = ZkEnsemble::standalone();
+    let root = tempfile::tempdir().unwrap();
+    let cs = zk.connect_string();
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
+        .collect();
+    let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    let cluster = nodes[0].info("cluster");
+    assert_eq!(cluster["cluster_enabled"], "1");
+    assert_eq!(cluster["cluster_members"], "3");
+    assert_eq!(cluster["cluster_state"], "ok");
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let f = &nodes[follower];
+    assert_eq!(f.info("replication")["master_link_status"], "up");
+
+    // Writes through any node are read back through every node.
+    for (i, n) in nodes.iter().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(format!("v{i}"))
+            .query(&mut n.conn())
+            .unwrap();
+    }
+    for n in &nodes {
+        for i in 0..3 {
+            assert_eq!(get(n, &format!("k{i}")), Some(format!("v{i}")));
+        }
+    }
+
+    // A pipeline through a follower keeps its order; connection commands stay local.
+    let mut c = f.conn();
+    let mut pipe = redis::pipe();
+    for i in 0..2000 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+        if i % 500 == 0 {
+            pipe.cmd("PING").ignore();
+        }
+    }
+    pipe.cmd("GET").arg("p1999").cmd("DBSIZE");
+    let (last, size): (i64, i64) = pipe.query(&mut c).unwrap();
+    assert_eq!((last, size), (1999, 2003));
+
+    // MULTI/EXEC through a follower is one unit at the leader; a conditional write
+    // sees the transaction's effect.
+    let (a, b): (String, String) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("t1")
+        .arg("x")
+        .cmd("GET")
+        .arg("t1")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("OK", "x"));
+    let nx: Option<String> = redis::cmd("SET")
+        .arg("t1")
+        .arg("y")
+        .arg("NX")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(nx, None);
+    let err = redis::cmd("EXEC").query::<String>(&mut c).unwrap_err();
+    assert!(err.to_string().contains("EXEC without MULTI"), "{err}");
+
+    // RESP3 through a follower: the link speaks the client's protocol.
+    let mut c3 = redis::Client::open(format!("redis://{}/?protocol=resp3", f.addr()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("missing").query(&mut c3).unwrap();
+    assert_eq!(v, None);
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("k0")
+        .arg("nope")
+        .query(&mut c3)
+        .unwrap();
+    assert_eq!(values, [Some("v0".to_owned()), None]);
+    let forwarded: u64 = f.info("cluster")["forwarded_commands"].parse().unwrap();
+    assert!(forwarded >= 2000, "{forwarded}");
+
+    // Only the leader's engine holds the data (replication comes later): the follower
+    // really forwarded.
+    let seq = |n: &Node| n.info("lsm")["last_sequence"].parse::<u64>().unwrap();
+    assert!(seq(&nodes[leader]) >= 2003, "{}", seq(&nodes[leader]));
+    assert_eq!(seq(f), 0, "a follower applied writes itself");
+
+    // A duplicate node id is refused with a clear error; so is a data directory that
+    // belongs to another node.
+    let (mut dup, dup_log) = spawn(&cs, "n2", free_port(), &root.path().join("dup"), SESSION_MS);
+    let status = dup
+        .wait_exit(Duration::from_secs(30))
+        .expect("duplicate kept running");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&dup_log).unwrap();
+    assert!(text.contains("node id `n2` is already in use"), "{text}");
+    let (mut wrong, wrong_log) = spawn(&cs, "n9", free_port(), &nodes[0].dir, SESSION_MS);
+    let status = wrong
+        .wait_exit(Duration::from_secs(30))
+        .expect("wrong node id kept running");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&wrong_log).unwrap();
+    assert!(text.contains("belongs to node `n1`"), "{text}");
+
+    // SIGTERM on the leader hands over at once (its znodes are deleted, no session
+    // timeout to wait for) and it exits cleanly.
+    nodes[leader].process.signal("TERM");
+    let started = Instant::now();
+    let (new, new_epoch) = agreed_leader(&[&nodes[follower], &nodes[other]]);
+    let handover = started.elapsed();
+    let (new, rest) = if new == 0 {
+        (follower, other)
+    } else {
+        (other, follower)
+    };
+    assert!(
+        handover < Duration::from_millis(SESSION_MS),
+        "handover took {handover:?}"
+    );
+    assert!(new_epoch > epoch);
+    let status = nodes[leader]
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("the old leader did not exit");
+    assert!(status.success(), "{}", nodes[leader].log_text());
+    set_until_ok(&nodes[rest], "after", "handover", Duration::from_secs(10));
+    assert_eq!(get(&nodes[new], "after").as_deref(), Some("handover"));
+    nodes.clear();
+}
+
+#[test]
+fn failover_after_kill_9_of_the_leader() {
+    let _one_at_a_time = serial();
+    let zk = ZkEnsemble::standalone();
+    let root = tempfile::tempdir().unwrap();
+    let cs = zk.connect_string();
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
+        .collect();
+    let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    nodes[leader].process.kill();
+    let killed = Instant::now();
+    let survivors: Vec<&Node> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
+    // Writes through every survivor succeed once a new leader serves: within about the
+    // session timeout plus a second or two.
+    for (i, n) in survivors.iter().enumerate() {
+        set_until_ok(n, &format!("after{i}"), "x", Duration::from_secs(20));
+    }
+    let failover = killed.elapsed();
+    assert!(
+        failover < Duration::from_millis(SESSION_MS + 3000),
+        "failover took {failover:?}"
+    );
+    let (_, new_epoch) = agreed_leader(&survivors);
+    assert!(new_epoch > epoch, "{new_epoch} <= {epoch}");
+    eprintln!("failover after kill -9: {failover:?} (session timeout {SESSION_MS} ms)");
+}
+
+#[test]
+fn a_paused_leader_is_fenced_when_it_resumes() {
+    let _one_at_a_time = serial();
+    let zk = ZkEnsemble::standalone();
+    let root = tempfile::tempdir().unwrap();
+    let cs = zk.connect_string();
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
+        .collect();
+    let (old, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    // A client already connected to the old leader, as a real one would be.
+    let mut stale_client = nodes[old].conn();
+    nodes[old].process.signal("STOP");
+    let survivor_ids: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let (new, new_epoch) = agreed_leader(&[&nodes[survivor_ids[0]], &nodes[survivor_ids[1]]]);
+    let new = survivor_ids[new];
+    assert!(new_epoch > epoch);
+    set_until_ok(&nodes[new], "during", "pause", Duration::from_secs(10));
+
+    nodes[old].process.signal("CONT");
+    // Writes sent to the resumed node right away: it must not apply any of them as
+    // leader. Each either fails or goes through the new leader.
+    let mut acknowledged = Vec::new();
+    for i in 0..50 {
+        let key = format!("resumed{i}");
+        let r: redis::RedisResult<String> =
+            redis::cmd("SET").arg(&key).arg(i).query(&mut stale_client);
+        if r.is_ok() {
+            acknowledged.push(key);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // It rejoins as a follower of the new leader.
+    let all: Vec<&Node> = nodes.iter().collect();
+    assert_eq!(agreed_leader(&all), (new, new_epoch));
+    for key in &acknowledged {
+        assert!(
+            get(&nodes[new], key).is_some(),
+            "{key} acknowledged but not at the leader"
+        );
+    }
+    // The old leader's own engine applied none of them: stop it and open its data.
+    nodes[old].process.signal("TERM");
+    nodes[old]
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("old leader did not exit");
+    let db = lsm_core::Db::open(&nodes[old].dir, lsm_core::Options::default()).unwrap();
+    for i in 0..50 {
+        assert_eq!(
+            db.get(format!("resumed{i}")).unwrap(),
+            None,
+            "resumed{i} applied by the stale leader"
+        );
+    }
+    eprintln!(
+        "stale leader: {} of 50 writes sent to it after SIGCONT were acknowledged (through the new leader)",
+        acknowledged.len()
+    );
+}
+
+#[test]
+fn zookeeper_server_loss_and_total_loss() {
+    let _one_at_a_time = serial();
+    let mut zk = ZkEnsemble::start(3);
+    let root = tempfile::tempdir().unwrap();
+    let cs = zk.connect_string();
+    let session_ms = 8000;
+    let nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| Node::start(&cs, id, root.path(), session_ms))
+        .collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let (leader, epoch) = agreed_leader(&all);
+    let session = nodes[leader].info("cluster")["zookeeper_session_id"].clone();
+    let server = zk
+        .server_of_session(&session)
+        .unwrap_or_else(|| panic!("no ZooKeeper server lists session {session}"));
+    zk.kill(server);
+    // The leader's client moves to another ZooKeeper server within its session: after a
+    // brief pause the cluster serves again, without a new election.
+    for n in &nodes {
+        set_until_ok(
+            n,
+            &format!("zk-loss-{}", n.id),
+            "x",
+            Duration::from_secs(20),
+        );
+    }
+    let (leader_after, epoch_after) = agreed_leader(&all);
+    assert_eq!(
+        (leader_after, epoch_after),
+        (leader, epoch),
+        "a new election happened"
+    );
+
+    // With ZooKeeper entirely down, writes fail with a clear error, within the bounded
+    // wait, instead of being accepted by a node that cannot know it leads.
+    zk.kill_all();
+    let deadline = Instant::now() + Duration::from_millis(session_ms);
+    let err = loop {
+        let r: redis::RedisResult<String> = redis::cmd("SET")
+            .arg("no-zk")
+            .arg("x")
+            .query(&mut nodes[leader].conn());
+        match r {
+            Err(e) => break e.to_string(),
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "writes still accepted without ZooKeeper"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The redis crate spells the code `ClusterDown`.
+    assert!(err.to_uppercase().contains("CLUSTERDOWN"), "{err}");
+    for n in &nodes {
+        let started = Instant::now();
+        let r: redis::RedisResult<String> =
+            redis::cmd("SET").arg("no-zk").arg("y").query(&mut n.conn());
+        let e = r.expect_err("write accepted without ZooKeeper").to_string();
+        let e = e.to_uppercase();
+        assert!(
+            e.contains("CLUSTERDOWN") || e.contains("STALEEPOCH"),
+            "{}: {e}",
+            n.id
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
