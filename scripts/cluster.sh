@@ -7,7 +7,8 @@
 #   scripts/cluster.sh down     stop exactly what `up` started (SIGTERM, then SIGKILL)
 #
 # Settings (environment): CLUSTER_DIR (default ./cluster), ZK_PORT (default 21810),
-# BASE_PORT (default 7001: nodes on 7001-7003, metrics on 9001-9003), SESSION_MS (6000).
+# BASE_PORT (default 7001: nodes on 7001-7003, metrics on 9001-9003), SESSION_MS (6000),
+# LSM_BIN (a prebuilt lsm-server; default: build target/release/lsm-server).
 # Clients talk to any node: redis-cli -p 7001 (followers forward to the leader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ zk_port=${ZK_PORT:-21810}
 base=${BASE_PORT:-7001}
 session_ms=${SESSION_MS:-6000}
 nodes=(n1 n2 n3)
-bin=target/release/lsm-server
+bin=${LSM_BIN:-target/release/lsm-server}
 
 # Whether pid file $1 names a live process whose command line contains $2 (so a pid
 # reused by an unrelated process is never signalled).
@@ -54,7 +55,7 @@ up() {
         echo "ZooKeeper is missing: sudo apt-get install zookeeper libslf4j-java" >&2
         exit 1
     fi
-    cargo build --release -q -p lsm-server
+    if [ -z "${LSM_BIN:-}" ]; then cargo build --release -q -p lsm-server; fi
     mkdir -p "$dir/zk/data"
     dir=$(cd "$dir" && pwd)
     if ours "$dir/zk/pid" "$dir/zk/zoo.cfg"; then

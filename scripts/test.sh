@@ -2,7 +2,7 @@
 # Runs every test of the project on a fresh Debian machine. Installs what the tests need
 # when it is missing (Debian packages: ZooKeeper, redis-tools; PyPI: the `redis` client in
 # a virtual environment under target/), then runs the workspace's test suite and the
-# end-to-end server test (scripts/e2e-server.sh).
+# end-to-end server test (scripts/e2e-server.sh) and a local cluster (scripts/e2e-cluster.sh).
 #
 # Environment: LSM_SKIP_SETUP=1 skips the installation step; extra arguments are passed to
 # `cargo test`.
@@ -41,3 +41,6 @@ cargo run -q -p benches --bin db_bench -- --num 10000 --rounds 1 --csv target/db
 
 echo "== end to end: lsm-server with redis-cli and redis-py"
 scripts/e2e-server.sh
+
+echo "== end to end: scripts/cluster.sh (ZooKeeper + three nodes)"
+scripts/e2e-cluster.sh
