@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q -p lsm-server --bin lsm-server
+cargo build -q --workspace --bins  # same feature set as `cargo test --workspace`: no rebuild
 export LSM_BIN=target/debug/lsm-server
 work=$(mktemp -d)
 export CLUSTER_DIR=$work/cluster

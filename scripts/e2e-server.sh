@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q -p lsm-server --bin lsm-server
+cargo build -q --workspace --bins  # same feature set as `cargo test --workspace`: no rebuild
 bin=target/debug/lsm-server
 py=target/pyenv/bin/python
 work=$(mktemp -d)

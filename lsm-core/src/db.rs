@@ -426,7 +426,7 @@ impl Inner {
             restart_interval: opts.block_restart_interval,
             bloom_bits_per_key: opts.bloom_bits_per_key,
         };
-        let names = fs
+        let mut names = fs
             .list_dir(dir)
             .ctx(|| format!("listing {}", dir.display()))?;
         let manifest_path = dir.join(MANIFEST_FILE);
@@ -455,13 +455,21 @@ impl Inner {
                     format!("MANIFEST is missing but the directory holds data file {name}"),
                 ));
             }
-            ManifestData {
+            // A new database: its MANIFEST comes first, so that a crash or an I/O
+            // failure before the first open completes leaves a directory that opens.
+            let fresh = ManifestData {
                 next_file_number: 1,
                 last_sequence: 0,
                 log_number: 0,
                 num_levels: opts.num_levels as u32,
                 tables: Vec::new(),
-            }
+            };
+            write_atomic(fs.as_ref(), &manifest_path, &fresh.encode())
+                .ctx(|| format!("writing {}", manifest_path.display()))?;
+            names = fs
+                .list_dir(dir)
+                .ctx(|| format!("listing {}", dir.display()))?;
+            fresh
         };
 
         // Tables named by the manifest.
@@ -500,8 +508,12 @@ impl Inner {
             };
             if stale {
                 let p = dir.join(name);
-                fs.remove_file(&p)
-                    .ctx(|| format!("removing obsolete file {}", p.display()))?;
+                match fs.remove_file(&p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).ctx(|| format!("removing obsolete file {}", p.display()));
+                    }
+                    _ => {}
+                }
             }
         }
         replay.sort_unstable();
@@ -831,7 +843,10 @@ impl Inner {
     fn rotate(&self) -> Result<()> {
         let number = self.new_file_number();
         let path = self.dir.join(wal_file_name(number));
-        let writer = WalWriter::create(self.fs.as_ref(), &self.dir, path, number)?;
+        // Any I/O failure on the write path poisons: after it, what the disk holds is
+        // uncertain, and only a reopen (recovery) re-establishes it.
+        let writer = WalWriter::create(self.fs.as_ref(), &self.dir, path, number)
+            .inspect_err(|e| self.set_poison(format!("WAL rotation failed: {e}")))?;
         {
             let mut wal = self.wal.lock();
             // The sealed segment is synced once so that `Db::sync` need only sync the

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod forward;
+pub mod fuzzing;
 pub mod glob;
 pub mod info;
 pub mod metrics;

@@ -10,7 +10,7 @@
 //! referenced by the manifest; it is never modified after. Every block's xxh3 checksum is
 //! verified before the block is decoded.
 
-mod block;
+pub(crate) mod block;
 pub(crate) mod bloom;
 mod builder;
 mod props;

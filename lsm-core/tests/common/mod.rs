@@ -3,6 +3,8 @@
 //! hold table writes back or make them fail.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
