@@ -39,6 +39,8 @@ mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inspect;
+#[doc(hidden)]
+pub mod internals;
 pub mod io;
 mod iter;
 mod manifest;

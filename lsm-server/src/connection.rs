@@ -109,8 +109,8 @@ pub async fn handle(
                 }
                 _ => Placement::Local,
             };
-            match placement {
-                Placement::Refuse(reply) => {
+            match (placement, state.cluster.as_deref()) {
+                (Placement::Refuse(reply), _) => {
                     if req[0].eq_ignore_ascii_case(b"exec") {
                         // A refused EXEC ends the transaction, as an aborted one does.
                         session.multi = None;
@@ -122,7 +122,7 @@ pub async fn handle(
                     bump(&state.counters.total_commands, 1);
                     reply.encode(session.protocol, &mut output);
                 }
-                Placement::Forward(leader) => {
+                (Placement::Forward(leader), Some(cluster)) => {
                     let mut indices = vec![lookup(&req[0])];
                     let mut units = vec![forward_unit(&mut session, req)];
                     while units.len() < MAX_FORWARD_BATCH {
@@ -142,7 +142,6 @@ pub async fn handle(
                             }
                         }
                     }
-                    let cluster = state.cluster.as_deref().expect("placement needs a cluster");
                     let errors = forward_units(
                         &state,
                         cluster,
@@ -161,7 +160,8 @@ pub async fn handle(
                     bump(&state.counters.total_commands, units.len() as u64);
                     bump(&state.counters.forwarded_commands, units.len() as u64);
                 }
-                Placement::Local => {
+                // `place` only runs in cluster mode, so a forward always has a cluster.
+                (Placement::Local | Placement::Forward(_), _) => {
                     if let Some(first) = groupable_write(&state, &session, &req) {
                         // Coalesce the consecutive writes already received into one commit.
                         let mut group = vec![(first, req)];
