@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::coding::{put_len_prefixed, put_u32, put_u64, varint_len, DecodeError, Reader};
 use crate::error::{Error, Result};
+use crate::memtable::UserKey;
 use crate::types::{Kind, SeqNo, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// Largest encoded batch accepted by [`crate::Db::write`], in bytes (1 GiB).
@@ -20,7 +21,8 @@ pub(crate) const BATCH_HEADER_BYTES: usize = 12;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Op {
     pub(crate) kind: Kind,
-    pub(crate) key: Bytes,
+    /// Short keys inline (no allocation), as the memtable stores them.
+    pub(crate) key: UserKey,
     pub(crate) value: Bytes,
 }
 
@@ -42,7 +44,7 @@ impl WriteBatch {
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.push(
             Kind::Value,
-            Bytes::copy_from_slice(key.as_ref()),
+            UserKey::from_slice(key.as_ref()),
             Bytes::copy_from_slice(value.as_ref()),
         );
     }
@@ -51,7 +53,7 @@ impl WriteBatch {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
         self.push(
             Kind::Tombstone,
-            Bytes::copy_from_slice(key.as_ref()),
+            UserKey::from_slice(key.as_ref()),
             Bytes::new(),
         );
     }
@@ -77,7 +79,7 @@ impl WriteBatch {
         BATCH_HEADER_BYTES + self.encoded_bytes
     }
 
-    pub(crate) fn push(&mut self, kind: Kind, key: Bytes, value: Bytes) {
+    pub(crate) fn push(&mut self, kind: Kind, key: UserKey, value: Bytes) {
         self.encoded_bytes += 1 + varint_len(key.len() as u64) + key.len();
         if kind == Kind::Value {
             self.encoded_bytes += varint_len(value.len() as u64) + value.len();
@@ -129,7 +131,8 @@ impl WriteBatch {
         }
     }
 
-    /// Decodes a WAL payload; keys and values are zero-copy slices of `payload`.
+    /// Decodes a WAL payload; values (and keys too long to store inline) are zero-copy
+    /// slices of `payload`.
     pub(crate) fn decode(payload: &Bytes) -> Result<(SeqNo, WriteBatch), DecodeError> {
         let mut r = Reader::new(payload);
         let first_seq = r.u64("batch sequence")?;
@@ -149,7 +152,7 @@ impl WriteBatch {
             let at = r.position();
             let kind = Kind::from_u8(r.u8("op kind")?)
                 .ok_or_else(|| DecodeError::new(at, "unknown op kind"))?;
-            let key = slice(r.len_prefixed(MAX_KEY_BYTES, "key length")?);
+            let key = UserKey::from_bytes(slice(r.len_prefixed(MAX_KEY_BYTES, "key length")?));
             let value = match kind {
                 Kind::Value => slice(r.len_prefixed(MAX_VALUE_BYTES, "value length")?),
                 Kind::Tombstone => Bytes::new(),

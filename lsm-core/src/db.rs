@@ -83,6 +83,11 @@ struct Pending {
 #[derive(Debug)]
 struct CommitQueue {
     pending: Vec<Pending>,
+    /// An empty vector with capacity, swapped in for `pending` by each leader, so that
+    /// queueing a write does not allocate.
+    spare: Vec<Pending>,
+    /// The leader's buffer for encoding WAL records, kept between groups.
+    scratch: Vec<u8>,
     leader_active: bool,
     /// Last sequence assigned; owned by the commit leader.
     last_seq: SeqNo,
@@ -540,7 +545,7 @@ impl Inner {
                             format!("sequence {seq} out of range"),
                         ));
                     }
-                    recovered.insert(op.key, seq, op.kind, op.value);
+                    recovered.insert_key(op.key, seq, op.kind, op.value);
                     last_seq = last_seq.max(seq);
                 }
             }
@@ -606,6 +611,8 @@ impl Inner {
             sv: RwLock::new(Arc::new(sv)),
             commit: Mutex::new(CommitQueue {
                 pending: Vec::new(),
+                spare: Vec::new(),
+                scratch: Vec::new(),
                 leader_active: false,
                 last_seq,
                 closed: false,
@@ -710,14 +717,24 @@ impl Inner {
         }
         // This thread leads the next commit group: everything queued so far.
         q.leader_active = true;
-        let group = std::mem::take(&mut q.pending);
+        let spare = std::mem::take(&mut q.spare);
+        let mut group = std::mem::replace(&mut q.pending, spare);
+        let mut buf = std::mem::take(&mut q.scratch);
         let mut seq = q.last_seq;
         drop(q);
-        let result = self.commit_group(&group, &mut seq);
+        let result = self.commit_group(&group, &mut seq, &mut buf);
         let mut q = self.commit.lock();
         q.last_seq = seq;
         for p in &group {
             *p.slot.result.lock() = Some(result.clone());
+        }
+        // Keep the allocations for the next leader, unless a huge group grew them.
+        group.clear();
+        if group.capacity() <= 4096 {
+            q.spare = group;
+        }
+        if buf.capacity() <= 1 << 20 {
+            q.scratch = buf;
         }
         q.leader_active = false;
         self.commit_cv.notify_all();
@@ -728,17 +745,18 @@ impl Inner {
 
     /// Runs as commit leader: makes room, appends one WAL write for the group, inserts
     /// into the memtable and publishes the new sequence.
-    fn commit_group(&self, group: &[Pending], seq: &mut SeqNo) -> Result<()> {
+    fn commit_group(&self, group: &[Pending], seq: &mut SeqNo, buf: &mut Vec<u8>) -> Result<()> {
         self.make_room()?;
         let total: usize = group.iter().map(|p| p.batch.len()).sum();
         if *seq + total as u64 > MAX_SEQNO {
             return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
         }
-        let mut buf = Vec::with_capacity(group.iter().map(|p| p.batch.encoded_len() + 16).sum());
+        buf.clear();
+        buf.reserve(group.iter().map(|p| p.batch.encoded_len() + 16).sum());
         let mut next = *seq + 1;
         let mut user_bytes = 0u64;
         for p in group {
-            frame_record(&mut buf, |b| p.batch.encode(next, b));
+            frame_record(buf, |b| p.batch.encode(next, b));
             next += p.batch.len() as u64;
             user_bytes += p
                 .batch
@@ -751,7 +769,7 @@ impl Inner {
         {
             let mut wal = self.wal.lock();
             wal.writer
-                .append(&buf)
+                .append(buf)
                 .inspect_err(|e| self.set_poison(format!("WAL write failed: {e}")))?;
             if self.opts.durability == Durability::Sync {
                 wal.writer
@@ -768,7 +786,7 @@ impl Inner {
             for op in &p.batch.ops {
                 s += 1;
                 sv.active
-                    .insert(op.key.clone(), s, op.kind, op.value.clone());
+                    .insert_key(op.key.clone(), s, op.kind, op.value.clone());
             }
         }
         debug_assert_eq!(s, next - 1);

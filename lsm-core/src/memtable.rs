@@ -48,7 +48,7 @@ impl UserKey {
         }
     }
 
-    fn from_bytes(key: Bytes) -> Self {
+    pub(crate) fn from_bytes(key: Bytes) -> Self {
         if key.len() <= INLINE_KEY_BYTES {
             UserKey::from_slice(&key)
         } else {
@@ -82,8 +82,37 @@ impl PartialOrd for UserKey {
     }
 }
 
+impl UserKey {
+    /// The first 8 bytes, zero-padded, as a big-endian number. Where two keys' prefixes
+    /// differ, they order as their keys do: a zero pad can only differ from a real byte
+    /// after the shorter key ended, i.e. when the shorter key is a prefix of the longer.
+    #[inline]
+    fn prefix(&self) -> u64 {
+        match self {
+            UserKey::Inline { bytes, .. } => {
+                let mut p = [0u8; 8];
+                p.copy_from_slice(&bytes[..8]);
+                u64::from_be_bytes(p)
+            }
+            UserKey::Heap(b) => {
+                let mut p = [0u8; 8];
+                let n = b.len().min(8);
+                p[..n].copy_from_slice(&b[..n]);
+                u64::from_be_bytes(p)
+            }
+        }
+    }
+}
+
 impl Ord for UserKey {
+    /// Byte order, decided by one integer comparison when the first 8 bytes differ (the
+    /// common case during a skip-list search) instead of a `memcmp` call.
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.prefix(), other.prefix());
+        if a != b {
+            return a.cmp(&b);
+        }
         (**self).cmp(&**other)
     }
 }
@@ -139,10 +168,14 @@ impl Memtable {
     }
 
     pub(crate) fn insert(&self, key: Bytes, seq: SeqNo, kind: Kind, value: Bytes) {
+        self.insert_key(UserKey::from_bytes(key), seq, kind, value);
+    }
+
+    pub(crate) fn insert_key(&self, key: UserKey, seq: SeqNo, kind: Kind, value: Bytes) {
         let size = key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
         self.map.insert(
             MemKey {
-                key: UserKey::from_bytes(key),
+                key,
                 rev_trailer: Reverse(trailer(seq, kind)),
             },
             value,
@@ -202,6 +235,42 @@ mod tests {
                 let (ka, kb) = (UserKey::from_slice(a), UserKey::from_slice(b));
                 assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
                 assert_eq!(&*ka, &a[..]);
+            }
+        }
+        // Zero bytes, prefixes of each other, differences inside and past the first 8
+        // bytes, inline against heap: the integer fast path must agree with byte order.
+        let mut tricky: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=3 {
+            let mut next = Vec::new();
+            for k in tricky.iter().filter(|k| k.len() == len - 1) {
+                for b in [0u8, 1, 255] {
+                    let mut k = k.clone();
+                    k.push(b);
+                    next.push(k);
+                }
+            }
+            tricky.extend(next);
+        }
+        for base in [vec![0u8; 7], vec![1; 8], vec![255; 8], vec![1; 40]] {
+            for tail in [&[][..], &[0], &[0, 0], &[1], &[255, 0]] {
+                let mut k = base.clone();
+                k.extend_from_slice(tail);
+                tricky.push(k);
+            }
+        }
+        for a in &tricky {
+            for b in &tricky {
+                let forms = |k: &[u8]| {
+                    [
+                        UserKey::from_slice(k),
+                        UserKey::Heap(Bytes::copy_from_slice(k)),
+                    ]
+                };
+                for ka in forms(a) {
+                    for kb in forms(b) {
+                        assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                    }
+                }
             }
         }
         assert!(matches!(
