@@ -62,7 +62,7 @@ fn block(c: &mut Criterion) {
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = (0..34).map(|i| (key(i), VALUE.to_vec())).collect();
     entries.sort();
     g.bench_function("encode_34_entries", |b| {
-        b.iter(|| black_box(encode_block(&entries, 16)))
+        b.iter(|| black_box(encode_block(&entries, 16)));
     });
     let block = Block::parse(Bytes::from(encode_block(&entries, 16))).expect("block decodes");
     let mut i = 0usize;
@@ -80,7 +80,7 @@ fn bloom(c: &mut Criterion) {
     let hashes: Vec<u64> = (0..10_000).map(|i| bloom_hash(&key(i))).collect();
     g.throughput(Throughput::Elements(hashes.len() as u64));
     g.bench_function("build_10k_keys", |b| {
-        b.iter(|| black_box(bloom_build(&hashes, 10)))
+        b.iter(|| black_box(bloom_build(&hashes, 10)));
     });
     let filter = bloom_build(&hashes, 10);
     g.throughput(Throughput::Elements(1));
