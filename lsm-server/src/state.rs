@@ -32,16 +32,35 @@ impl Default for KeyLocks {
     }
 }
 
+/// The stripes one command holds; released on drop.
+#[derive(Debug)]
+pub enum Held<'a> {
+    None,
+    /// The common case, without allocating.
+    One(MutexGuard<'a, ()>),
+    Many(Vec<MutexGuard<'a, ()>>),
+}
+
 impl KeyLocks {
+    fn stripe(key: &[u8]) -> usize {
+        (xxhash_rust::xxh3::xxh3_64(key) % KEY_LOCK_STRIPES as u64) as usize
+    }
+
     /// Locks the stripes of all `keys`.
-    pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<MutexGuard<'_, ()>> {
-        let mut idx: Vec<usize> = keys
-            .into_iter()
-            .map(|k| (xxhash_rust::xxh3::xxh3_64(k) % KEY_LOCK_STRIPES as u64) as usize)
-            .collect();
+    pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Held<'_> {
+        let mut keys = keys.into_iter();
+        let Some(first) = keys.next() else {
+            return Held::None;
+        };
+        let first = Self::stripe(first);
+        let mut idx: Vec<usize> = keys.map(Self::stripe).collect();
+        if idx.iter().all(|&i| i == first) {
+            return Held::One(self.stripes[first].lock());
+        }
+        idx.push(first);
         idx.sort_unstable();
         idx.dedup();
-        idx.into_iter().map(|i| self.stripes[i].lock()).collect()
+        Held::Many(idx.into_iter().map(|i| self.stripes[i].lock()).collect())
     }
 }
 

@@ -123,19 +123,20 @@ impl CommandSpec {
     }
 
     /// The key arguments of a request for this command.
-    pub fn keys<'a>(&self, req: &'a Request) -> Vec<&'a [u8]> {
-        if self.first_key == 0 {
-            return Vec::new();
-        }
+    pub fn keys<'a>(&self, req: &'a Request) -> impl Iterator<Item = &'a [u8]> + 'a {
         let last = if self.last_key < 0 {
             req.len() as i32 + self.last_key
         } else {
             self.last_key
         };
-        (self.first_key..=last)
+        let range = if self.first_key == 0 {
+            1..=0
+        } else {
+            self.first_key..=last
+        };
+        range
             .step_by(self.step.max(1) as usize)
-            .filter_map(|i| req.get(i as usize).map(|b| &b[..]))
-            .collect()
+            .filter_map(move |i| req.get(i as usize).map(|b| &b[..]))
     }
 
     pub fn is_write(&self) -> bool {
@@ -196,8 +197,46 @@ fn unknown_command(req: &Request) -> Reply {
 pub struct Txn<'a> {
     db: &'a Db,
     snapshot: lsm_core::Snapshot,
-    overlay: HashMap<Bytes, Option<Bytes>>,
+    overlay: Overlay,
     batch: WriteBatch,
+}
+
+/// A transaction's own writes, newest last. Most transactions write a handful of keys,
+/// so a vector searched from the end beats hashing; large ones get a map.
+#[derive(Debug, Default)]
+enum Overlay {
+    #[default]
+    Empty,
+    Few(Vec<(Bytes, Option<Bytes>)>),
+    Many(HashMap<Bytes, Option<Bytes>>),
+}
+
+/// Writes beyond which the overlay becomes a map.
+const OVERLAY_VEC_MAX: usize = 16;
+
+impl Overlay {
+    fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
+        match self {
+            Overlay::Empty => None,
+            Overlay::Few(v) => v.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            Overlay::Many(m) => m.get(key),
+        }
+    }
+
+    fn insert(&mut self, key: Bytes, value: Option<Bytes>) {
+        match self {
+            Overlay::Empty => *self = Overlay::Few(vec![(key, value)]),
+            Overlay::Few(v) if v.len() < OVERLAY_VEC_MAX => v.push((key, value)),
+            Overlay::Few(v) => {
+                let mut m: HashMap<Bytes, Option<Bytes>> = v.drain(..).collect();
+                m.insert(key, value);
+                *self = Overlay::Many(m);
+            }
+            Overlay::Many(m) => {
+                m.insert(key, value);
+            }
+        }
+    }
 }
 
 impl<'a> Txn<'a> {
@@ -205,7 +244,7 @@ impl<'a> Txn<'a> {
         Txn {
             db,
             snapshot: db.snapshot(),
-            overlay: HashMap::new(),
+            overlay: Overlay::Empty,
             batch: WriteBatch::new(),
         }
     }
@@ -277,11 +316,9 @@ pub fn groupable_write(state: &ServerState, session: &Session, req: &Request) ->
 /// WAL write instead of one per command. If the commit fails, every command that would
 /// have written gets the error.
 pub fn execute_write_group(state: &ServerState, group: &[(usize, Request)]) -> Vec<Reply> {
-    let keys: Vec<&[u8]> = group
-        .iter()
-        .flat_map(|(i, r)| COMMANDS[*i].keys(r))
-        .collect();
-    let _guards = state.locks.lock(keys);
+    let _guards = state
+        .locks
+        .lock(group.iter().flat_map(|(i, r)| COMMANDS[*i].keys(r)));
     let mut txn = Txn::new(&state.db);
     let replies: Vec<Reply> = group
         .iter()
@@ -439,13 +476,14 @@ mod tests {
     fn key_positions() {
         let mset = &COMMANDS[lookup(b"MSET").unwrap()];
         assert_eq!(
-            mset.keys(&req(&["mset", "a", "1", "b", "2"])),
+            mset.keys(&req(&["mset", "a", "1", "b", "2"]))
+                .collect::<Vec<_>>(),
             [&b"a"[..], b"b"]
         );
         let del = &COMMANDS[lookup(b"del").unwrap()];
-        assert_eq!(del.keys(&req(&["del", "a", "b", "c"])).len(), 3);
+        assert_eq!(del.keys(&req(&["del", "a", "b", "c"])).count(), 3);
         let ping = &COMMANDS[lookup(b"ping").unwrap()];
-        assert!(ping.keys(&req(&["ping"])).is_empty());
+        assert_eq!(ping.keys(&req(&["ping"])).count(), 0);
     }
 
     #[test]

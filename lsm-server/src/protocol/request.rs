@@ -68,27 +68,36 @@ pub fn parse_request(
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
-        let parsed = if first == b'*' {
-            parse_multibulk(buf, limits)?
-        } else {
-            parse_inline(buf)?
-        };
-        match parsed {
-            Some((req, used)) => {
-                buf.advance(used);
-                if !req.is_empty() {
-                    return Ok(Some(req));
+        let req = if first == b'*' {
+            match parse_multibulk(buf, limits)? {
+                // Arguments are slices of the received bytes: no copy, one shared
+                // buffer (the engine copies what it keeps).
+                Some((ranges, used)) => {
+                    let chunk = buf.split_to(used).freeze();
+                    ranges.into_iter().map(|r| chunk.slice(r)).collect()
                 }
+                None => return Ok(None),
             }
-            None => return Ok(None),
+        } else {
+            match parse_inline(buf)? {
+                Some((req, used)) => {
+                    buf.advance(used);
+                    req
+                }
+                None => return Ok(None),
+            }
+        };
+        if !req.is_empty() {
+            return Ok(Some(req));
         }
     }
 }
 
+/// The argument ranges of one multibulk request at the front of `buf`, and its length.
 fn parse_multibulk(
     buf: &BytesMut,
     limits: ParseLimits,
-) -> Result<Option<(Request, usize)>, ProtocolError> {
+) -> Result<Option<(Vec<std::ops::Range<usize>>, usize)>, ProtocolError> {
     let Some(end) = find_crlf(buf, 0) else {
         if buf.len() > MAX_INLINE_BYTES {
             return Err(perr("too big mbulk count string"));
@@ -138,11 +147,7 @@ fn parse_multibulk(
         ranges.push(start..start + len);
         pos = start + len + 2;
     }
-    let args = ranges
-        .into_iter()
-        .map(|r| Bytes::copy_from_slice(&buf[r]))
-        .collect();
-    Ok(Some((args, pos)))
+    Ok(Some((ranges, pos)))
 }
 
 fn parse_inline(buf: &BytesMut) -> Result<Option<(Request, usize)>, ProtocolError> {
