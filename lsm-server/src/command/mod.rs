@@ -124,17 +124,15 @@ impl CommandSpec {
 
     /// The key arguments of a request for this command.
     pub fn keys<'a>(&self, req: &'a Request) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let last = if self.last_key < 0 {
+        let last = if self.first_key == 0 {
+            // No keys: an empty range.
+            self.first_key - 1
+        } else if self.last_key < 0 {
             req.len() as i32 + self.last_key
         } else {
             self.last_key
         };
-        let range = if self.first_key == 0 {
-            1..=0
-        } else {
-            self.first_key..=last
-        };
-        range
+        (self.first_key..=last)
             .step_by(self.step.max(1) as usize)
             .filter_map(move |i| req.get(i as usize).map(|b| &b[..]))
     }

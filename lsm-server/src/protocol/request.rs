@@ -93,11 +93,14 @@ pub fn parse_request(
     }
 }
 
+/// Where each argument of a request lies in the input buffer.
+type ArgRanges = Vec<std::ops::Range<usize>>;
+
 /// The argument ranges of one multibulk request at the front of `buf`, and its length.
 fn parse_multibulk(
     buf: &BytesMut,
     limits: ParseLimits,
-) -> Result<Option<(Vec<std::ops::Range<usize>>, usize)>, ProtocolError> {
+) -> Result<Option<(ArgRanges, usize)>, ProtocolError> {
     let Some(end) = find_crlf(buf, 0) else {
         if buf.len() > MAX_INLINE_BYTES {
             return Err(perr("too big mbulk count string"));
