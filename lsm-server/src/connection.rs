@@ -49,10 +49,10 @@ fn may_block(state: &ServerState, req: &Request) -> bool {
 pub(crate) fn run_command(
     state: &ServerState,
     session: &mut Session,
-    req: Request,
+    req: &Request,
     multi_thread: bool,
 ) -> (Option<usize>, Reply) {
-    if multi_thread && may_block(state, &req) {
+    if multi_thread && may_block(state, req) {
         tokio::task::block_in_place(|| execute(state, session, req))
     } else {
         execute(state, session, req)
@@ -195,7 +195,7 @@ pub async fn handle(
                         }
                         bump(&state.counters.total_commands, group.len() as u64);
                     } else {
-                        let (index, reply) = run_command(&state, &mut session, req, multi_thread);
+                        let (index, reply) = run_command(&state, &mut session, &req, multi_thread);
                         state
                             .metrics
                             .record(index, started.elapsed(), reply.is_error());

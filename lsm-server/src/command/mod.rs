@@ -277,7 +277,11 @@ pub fn engine_error(e: &lsm_core::Error) -> Reply {
 }
 
 /// Executes one request; the reply is sent back in order. `index` is its table entry.
-pub fn execute(state: &ServerState, session: &mut Session, req: Request) -> (Option<usize>, Reply) {
+pub fn execute(
+    state: &ServerState,
+    session: &mut Session,
+    req: &Request,
+) -> (Option<usize>, Reply) {
     let index = lookup(&req[0]);
     let reply = match index {
         None => {
@@ -285,7 +289,7 @@ pub fn execute(state: &ServerState, session: &mut Session, req: Request) -> (Opt
             if session.multi.is_some() {
                 session.multi_failed = true;
             }
-            unknown_command(&req)
+            unknown_command(req)
         }
         Some(i) => dispatch(state, session, &COMMANDS[i], req),
     };
@@ -373,7 +377,12 @@ fn needs_auth(state: &ServerState, session: &Session) -> bool {
     state.config.requirepass.is_some() && !session.authenticated
 }
 
-fn dispatch(state: &ServerState, session: &mut Session, spec: &CommandSpec, req: Request) -> Reply {
+fn dispatch(
+    state: &ServerState,
+    session: &mut Session,
+    spec: &CommandSpec,
+    req: &Request,
+) -> Reply {
     if !spec.arity_ok(req.len()) {
         if session.multi.is_some() {
             session.multi_failed = true;
@@ -395,7 +404,10 @@ fn dispatch(state: &ServerState, session: &mut Session, spec: &CommandSpec, req:
             "quit" => {}
             _ => {
                 if let Some(q) = session.multi.as_mut() {
-                    q.push(req);
+                    // Arguments are slices of the connection's input buffer; a queued
+                    // command is kept until EXEC, so it gets its own copy instead of
+                    // pinning a whole read buffer per queued command.
+                    q.push(req.iter().map(|a| Bytes::copy_from_slice(a)).collect());
                 }
                 return Reply::Status("QUEUED");
             }
@@ -410,7 +422,7 @@ fn dispatch(state: &ServerState, session: &mut Session, spec: &CommandSpec, req:
         "exec" => Reply::err("ERR EXEC without MULTI"),
         "discard" => Reply::err("ERR DISCARD without MULTI"),
         _ if spec.first_key != 0 || spec.name == "dbsize" => {
-            let keys = spec.keys(&req);
+            let keys = spec.keys(req);
             // Reads take no lock: each committed batch becomes visible atomically.
             let _guards = if spec.is_write() {
                 Some(state.locks.lock(keys))
@@ -418,13 +430,13 @@ fn dispatch(state: &ServerState, session: &mut Session, spec: &CommandSpec, req:
                 None
             };
             let mut txn = Txn::new(&state.db);
-            let reply = data::run(state, spec.name, &req, &mut txn);
+            let reply = data::run(state, spec.name, req, &mut txn);
             match txn.commit() {
                 Ok(()) => reply,
                 Err(e) => e,
             }
         }
-        _ => admin::run(state, session, spec, &req),
+        _ => admin::run(state, session, spec, req),
     }
 }
 
