@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("wal_segment", |d| Ok(fuzzing::wal_segment(d))),
     ("write_batch", |d| Ok(fuzzing::write_batch(d))),
     ("sstable", |d| Ok(fuzzing::sstable(d))),
+    ("sstable_repaired", |d| Ok(fuzzing::sstable_repaired(d))),
     ("sstable_block", |d| Ok(fuzzing::block(d))),
     ("bloom", |d| Ok(fuzzing::bloom(d))),
     ("manifest", |d| Ok(fuzzing::manifest(d))),
@@ -119,7 +120,9 @@ fn write_seed_corpora() {
         v.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
         v.first().map(|p| std::fs::read(p).unwrap())
     };
-    write("sstable", "table", &by_ext("sst").expect("a table"));
+    let table = by_ext("sst").expect("a table");
+    write("sstable", "table", &table);
+    write("sstable_repaired", "table", &table);
     let mut wals: Vec<&PathBuf> = files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "wal"))
@@ -136,4 +139,19 @@ fn write_seed_corpora() {
         &std::fs::read(tmp.path().join("MANIFEST")).unwrap(),
     );
     db.close().unwrap();
+}
+
+#[test]
+fn the_repairing_sstable_target_gets_past_damaged_checksums() {
+    let table = std::fs::read(fuzz_dir().join("corpus/sstable/seed-table")).unwrap();
+    let mut damaged = table.clone();
+    // The footer checksum (bytes 56..64 of the 72-byte footer).
+    let at = damaged.len() - 72 + 60;
+    damaged[at] ^= 0xff;
+    assert!(fuzzing::sstable(&table));
+    assert!(
+        !fuzzing::sstable(&damaged),
+        "a damaged checksum must be rejected"
+    );
+    assert!(fuzzing::sstable_repaired(&damaged));
 }
