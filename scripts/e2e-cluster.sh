@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q --workspace --bins  # same feature set as `cargo test --workspace`: no rebuild
-export LSM_BIN=target/debug/lsm-server
+# LSM_BIN: a binary already built (scripts/test.sh passes the one `cargo test` built).
+if [ -z "${LSM_BIN:-}" ]; then cargo build -q -p lsm-server --bin lsm-server; fi
+export LSM_BIN=${LSM_BIN:-target/debug/lsm-server}
 work=$(mktemp -d)
 export CLUSTER_DIR=$work/cluster
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

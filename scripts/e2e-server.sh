@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q --workspace --bins  # same feature set as `cargo test --workspace`: no rebuild
-bin=target/debug/lsm-server
+# LSM_BIN: a binary already built (scripts/test.sh passes the one `cargo test` built).
+if [ -z "${LSM_BIN:-}" ]; then cargo build -q -p lsm-server --bin lsm-server; fi
+bin=${LSM_BIN:-target/debug/lsm-server}
 py=target/pyenv/bin/python
 work=$(mktemp -d)
 pid=""

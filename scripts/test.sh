@@ -39,6 +39,9 @@ cargo test --workspace "$@"
 echo "== benchmark harness smoke run (10k keys, lsm-core and fjall)"
 cargo run -q -p benches --bin db_bench -- --num 10000 --rounds 1 --csv target/db_bench_smoke.csv
 
+# `cargo test` built the server binary for its integration tests; the end-to-end scripts
+# use it rather than rebuild with another feature set.
+export LSM_BIN=target/debug/lsm-server
 echo "== end to end: lsm-server with redis-cli and redis-py"
 scripts/e2e-server.sh
 
