@@ -363,7 +363,8 @@ pub async fn forward_units(
                         let Some(reply) = frames.get(end - 1) else {
                             break;
                         };
-                        if reply.starts_with(b"-") && reply[1..].starts_with(STALE_EPOCH.as_bytes()) {
+                        if reply.starts_with(b"-") && reply[1..].starts_with(STALE_EPOCH.as_bytes())
+                        {
                             stale = true;
                             break;
                         }

@@ -172,9 +172,17 @@ fn three_nodes_agree_forward_and_hand_over() {
         .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
         .collect();
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
-    let cluster = nodes[0].info("cluster");
+    // Membership arrives through its own watch: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let cluster = loop {
+        let c = nodes[0].info("cluster");
+        if c["cluster_members"] == "3" || Instant::now() >= deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(cluster["cluster_enabled"], "1");
-    assert_eq!(cluster["cluster_members"], "3");
+    assert_eq!(cluster["cluster_members"], "3", "{cluster:?}");
     assert_eq!(cluster["cluster_state"], "ok");
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
