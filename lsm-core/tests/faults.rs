@@ -238,14 +238,24 @@ fn every_injected_fault_is_reported_and_loses_nothing_acknowledged() {
                 Ok(db) => {
                     let (acked, error) = run(&db, &ops);
                     if fs.injected() > 0 {
-                        // The failure surfaced, and the database now refuses writes,
-                        // naming it.
-                        let e = error
-                            .as_ref()
-                            .unwrap_or_else(|| panic!("{label}: no error reached the caller"));
-                        let refused = db
-                            .put(b"after", b"failure")
-                            .expect_err(&format!("{label}: writes accepted after `{e}`"));
+                        // The failure surfaced — to the caller of the failing operation,
+                        // or, when a background flush or compaction failed after the last
+                        // operation, as the refusal below — and the database now refuses
+                        // writes, naming it. An empty batch writes nothing but is refused
+                        // once the database is poisoned: wait (bounded) for that.
+                        if error.is_none() {
+                            let start = std::time::Instant::now();
+                            while db.write(WriteBatch::new()).is_ok() {
+                                assert!(
+                                    start.elapsed() < std::time::Duration::from_secs(10),
+                                    "{label}: injected, but neither reported nor poisoning"
+                                );
+                                std::thread::sleep(std::time::Duration::from_millis(1));
+                            }
+                        }
+                        let refused = db.put(b"after", b"failure").expect_err(&format!(
+                            "{label}: writes accepted after the failure ({error:?})"
+                        ));
                         assert!(
                             refused.to_string().contains("injected"),
                             "{label}: refusal does not name the failure: {refused}"

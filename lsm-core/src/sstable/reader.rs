@@ -97,6 +97,30 @@ impl Table {
                 ),
             ));
         }
+        // One index entry per restart point, as the writer makes it: data blocks are
+        // then numbered by restart index, which the verified-block bits rely on.
+        let mut entries = 0usize;
+        let mut it = index.iter();
+        let mut step = it.seek_to_first();
+        while step.is_ok() && it.valid() && entries <= index.num_restarts() {
+            entries += 1;
+            step = it.next();
+        }
+        step.map_err(|e| {
+            corrupt(
+                footer.index.offset + e.offset as u64,
+                format!("index block: {}", e.reason),
+            )
+        })?;
+        if entries != index.num_restarts() {
+            return Err(corrupt(
+                footer.index.offset,
+                format!(
+                    "index block has {entries} entries but {} restart points",
+                    index.num_restarts()
+                ),
+            ));
+        }
         let words = (props.data_blocks as usize).div_ceil(64);
         Ok(Table {
             path: path.to_path_buf(),
@@ -166,8 +190,22 @@ impl Table {
             .get(word)
             .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0);
         let bytes = if verified {
-            self.data
-                .slice(h.offset as usize..(h.offset + h.len) as usize)
+            // Verified before under this ordinal; the handle is still range-checked,
+            // so no index entry can make a slice reach outside the file.
+            match h.offset.checked_add(h.len) {
+                Some(end) if h.offset >= SST_HEADER_BYTES as u64 && end <= body_end => {
+                    self.data.slice(h.offset as usize..end as usize)
+                }
+                _ => {
+                    return Err(self.corrupt(
+                        h.offset,
+                        format!(
+                            "data block handle ({}, {}) outside the table body",
+                            h.offset, h.len
+                        ),
+                    ))
+                }
+            }
         } else {
             let b = read_block(&self.path, &self.data, h, body_end, "data block")?;
             if let Some(w) = self.verified.get(word) {
