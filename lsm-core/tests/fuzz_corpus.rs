@@ -29,26 +29,10 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(PathBuf, Vec<u8>)> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 #[test]
 fn committed_corpora_and_regressions_replay_cleanly() {
     for (target, entry) in TARGETS {
-        let seeds: Vec<_> = inputs(&fuzz_dir().join("corpus").join(target))
+        let seeds: Vec<_> = lsm_testkit::corpus_inputs(&fuzz_dir().join("corpus").join(target))
             .into_iter()
             .filter(|(p, _)| {
                 p.file_name()
@@ -66,7 +50,9 @@ fn committed_corpora_and_regressions_replay_cleanly() {
                 Err(e) => panic!("{target}: {}: {e}", path.display()),
             }
         }
-        for (path, bytes) in inputs(&fuzz_dir().join("regressions").join(target)) {
+        for (path, bytes) in
+            lsm_testkit::corpus_inputs(&fuzz_dir().join("regressions").join(target))
+        {
             if let Err(e) = entry(&bytes) {
                 panic!("{target}: regression {}: {e}", path.display());
             }

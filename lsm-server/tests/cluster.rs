@@ -107,6 +107,14 @@ impl Node {
     }
 }
 
+/// Nodes n1, n2, n3 joined to ZooKeeper at `zk`, each answering PING.
+fn three_nodes(zk: &str, root: &Path, session_ms: u64) -> Vec<Node> {
+    ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| Node::start(zk, id, root, session_ms))
+        .collect()
+}
+
 /// Waits until the live `nodes` agree on one leader among them; returns its index and
 /// epoch.
 fn agreed_leader(nodes: &[&Node]) -> (usize, u64) {
@@ -167,10 +175,7 @@ fn three_nodes_agree_forward_and_hand_over() {
     let zk = ZkEnsemble::standalone();
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
-        .collect();
+    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     // Membership arrives through its own watch: wait for it, bounded.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -309,10 +314,7 @@ fn failover_after_kill_9_of_the_leader() {
     let zk = ZkEnsemble::standalone();
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
-        .collect();
+    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     nodes[leader].process.kill();
     let killed = Instant::now();
@@ -338,10 +340,7 @@ fn a_paused_leader_is_fenced_when_it_resumes() {
     let zk = ZkEnsemble::standalone();
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| Node::start(&cs, id, root.path(), SESSION_MS))
-        .collect();
+    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
     let (old, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     // A client already connected to the old leader, as a real one would be.
     let mut stale_client = nodes[old].conn();
@@ -401,10 +400,7 @@ fn zookeeper_server_loss_and_total_loss() {
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
     let session_ms = 8000;
-    let nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| Node::start(&cs, id, root.path(), session_ms))
-        .collect();
+    let nodes = three_nodes(&cs, root.path(), session_ms);
     let all: Vec<&Node> = nodes.iter().collect();
     let (leader, epoch) = agreed_leader(&all);
     let session = nodes[leader].info("cluster")["zookeeper_session_id"].clone();

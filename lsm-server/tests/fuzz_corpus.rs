@@ -12,22 +12,6 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-fn inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 type Entry = fn(&[u8]) -> Result<usize, String>;
 const TARGETS: &[(&str, Entry)] = &[
     ("resp_request", fuzzing::requests),
@@ -38,7 +22,7 @@ const TARGETS: &[(&str, Entry)] = &[
 fn committed_corpora_and_regressions_replay_cleanly() {
     for (target, entry) in TARGETS {
         let dir = fuzz_dir().join("corpus").join(target);
-        let seeds: Vec<_> = inputs(&dir)
+        let seeds: Vec<_> = lsm_testkit::corpus_inputs(&dir)
             .into_iter()
             .filter(|(p, _)| {
                 p.file_name()
@@ -55,7 +39,9 @@ fn committed_corpora_and_regressions_replay_cleanly() {
                 Err(e) => panic!("{target}: {}: {e}", path.display()),
             }
         }
-        for (path, bytes) in inputs(&fuzz_dir().join("regressions").join(target)) {
+        for (path, bytes) in
+            lsm_testkit::corpus_inputs(&fuzz_dir().join("regressions").join(target))
+        {
             if let Err(e) = entry(&bytes) {
                 panic!("{target}: regression {}: {e}", path.display());
             }

@@ -11,3 +11,21 @@ pub mod zookeeper;
 
 pub use process::{free_port, signal, Child};
 pub use zookeeper::{serial, ZkEnsemble};
+
+/// The files in a fuzz corpus or regression directory, sorted, with their bytes; empty
+/// when the directory does not exist.
+pub fn corpus_inputs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| e.expect("reading a corpus directory").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("reading a corpus file");
+            (p, bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
