@@ -79,6 +79,32 @@ impl WriteBatch {
         BATCH_HEADER_BYTES + self.encoded_bytes
     }
 
+    /// Appends every operation of `other`, after this batch's own.
+    pub fn append(&mut self, other: WriteBatch) {
+        self.encoded_bytes += other.encoded_bytes;
+        self.ops.extend(other.ops);
+    }
+
+    /// The batch's serialized form, as the WAL stores it (`docs/format/wal.md`): the
+    /// sequence number its first operation gets, the operation count, then each
+    /// operation. Replication ships batches in this form.
+    pub fn to_bytes(&self, first_seq: u64) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(self.encoded_len());
+        self.encode(first_seq, &mut buf);
+        buf
+    }
+
+    /// Parses [`WriteBatch::to_bytes`]'s form; values are zero-copy slices of `bytes`.
+    /// Returns the first sequence number and the batch.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] (with file `<write batch>`) at the offset where the bytes
+    /// stop making sense.
+    pub fn from_bytes(bytes: &Bytes) -> Result<(u64, WriteBatch)> {
+        WriteBatch::decode(bytes)
+            .map_err(|e| Error::corruption("<write batch>", e.offset as u64, e.reason))
+    }
+
     pub(crate) fn push(&mut self, kind: Kind, key: UserKey, value: Bytes) {
         self.encoded_bytes += 1 + varint_len(key.len() as u64) + key.len();
         if kind == Kind::Value {
@@ -87,8 +113,12 @@ impl WriteBatch {
         self.ops.push(Op { kind, key, value });
     }
 
-    /// Checks the documented limits.
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks the documented limits ([`crate::MAX_KEY_BYTES`], [`crate::MAX_VALUE_BYTES`],
+    /// [`MAX_BATCH_BYTES`]) as [`crate::Db::write`] does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the limit exceeded.
+    pub fn validate(&self) -> Result<()> {
         for op in &self.ops {
             if op.key.len() > MAX_KEY_BYTES {
                 return Err(Error::InvalidArgument(format!(
@@ -182,6 +212,23 @@ mod tests {
         let (seq, d) = WriteBatch::decode(&Bytes::from(buf)).unwrap();
         assert_eq!(seq, 42);
         assert_eq!(d, b);
+    }
+
+    #[test]
+    fn public_form_and_append() {
+        let mut a = WriteBatch::new();
+        a.put(b"a", b"1");
+        let mut b = WriteBatch::new();
+        b.delete(b"b");
+        b.put(b"c", vec![3u8; 40]);
+        a.append(b.clone());
+        assert_eq!(a.len(), 3);
+        let bytes = Bytes::from(a.to_bytes(7));
+        assert_eq!(bytes.len(), a.encoded_len());
+        let (seq, back) = WriteBatch::from_bytes(&bytes).unwrap();
+        assert_eq!((seq, &back), (7, &a));
+        let err = WriteBatch::from_bytes(&bytes.slice(..bytes.len() - 1)).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
     }
 
     #[test]

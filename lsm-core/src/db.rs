@@ -267,6 +267,14 @@ impl Db {
         self.snapshot().prefix(prefix)
     }
 
+    /// The sequence number of the last committed operation: every operation of every
+    /// batch takes the next one, starting at 1, so it counts the operations ever
+    /// committed. After a crash it is that of the last batch recovered. Replication
+    /// uses it as the position of a node's engine in the replicated log.
+    pub fn last_sequence(&self) -> u64 {
+        self.inner().visible_seq.load(Ordering::Acquire)
+    }
+
     /// A consistent read-only view of the database as of now. A snapshot pins the
     /// memtables and tables it reads (memory and disk space), so hold it briefly.
     pub fn snapshot(&self) -> Snapshot {

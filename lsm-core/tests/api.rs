@@ -94,9 +94,16 @@ fn reopen_recovers_wal_and_tables() {
         }
     }
     assert!(db.stats().flushes > 0 || db.stats().levels.iter().any(|l| l.files > 0));
+    // One sequence number per operation, recovered exactly (replication relies on it).
+    assert_eq!(db.last_sequence(), 2000 + 667);
     // Sequence numbers continue after recovery: a new write shadows recovered ones.
     db.put("k1", "new").unwrap();
     assert_eq!(db.get("k1").unwrap().as_deref(), Some(&b"new"[..]));
+    let mut batch = WriteBatch::new();
+    batch.put("a", "1");
+    batch.delete("b");
+    db.write(batch).unwrap();
+    assert_eq!(db.last_sequence(), 2000 + 667 + 3);
 }
 
 #[test]

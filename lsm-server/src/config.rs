@@ -22,6 +22,10 @@ pub const DEFAULT_CLUSTER_NAME: &str = "lsm";
 pub const DEFAULT_ZK_SESSION_TIMEOUT_MS: u64 = 6_000;
 /// Default bound on how long a request waits for a leader, in milliseconds.
 pub const DEFAULT_LEADER_WAIT_MS: u64 = 5_000;
+/// Default number of nodes in a cluster.
+pub const DEFAULT_CLUSTER_SIZE: usize = 3;
+/// Default size of applied replication log kept for followers that fall behind, in MiB.
+pub const DEFAULT_REPLICATION_LOG_MB: u64 = 64;
 
 impl ClusterSettings {
     /// The settings as `lsm-cluster` takes them, for a server bound to `bind:port`.
@@ -51,6 +55,12 @@ pub struct ClusterSettings {
     pub session_timeout_ms: u64,
     /// How long a request waits for a leader before `-CLUSTERDOWN`.
     pub leader_wait_ms: u64,
+    /// Number of nodes in the cluster; writes need a majority of it.
+    pub cluster_size: usize,
+    /// When a write is acknowledged: `majority` or `leader`.
+    pub replication_acks: crate::replication::Acks,
+    /// MiB of applied log entries kept for followers that fall behind.
+    pub replication_log_mb: u64,
 }
 
 /// The effective configuration.
@@ -150,6 +160,16 @@ pub struct Cli {
     /// How long a request waits for a leader before failing, in milliseconds (default 5000).
     #[arg(long, env = "LSM_LEADER_WAIT_MS")]
     pub leader_wait_ms: Option<u64>,
+    /// Number of nodes in the cluster (default 3); a write needs a majority of them.
+    #[arg(long, env = "LSM_CLUSTER_SIZE")]
+    pub cluster_size: Option<usize>,
+    /// When writes are acknowledged: "majority" (default) or "leader" (faster; a
+    /// failover can lose acknowledged writes).
+    #[arg(long, env = "LSM_REPLICATION_ACKS")]
+    pub replication_acks: Option<String>,
+    /// MiB of applied replication log kept for followers that fall behind (default 64).
+    #[arg(long, env = "LSM_REPLICATION_LOG_MB")]
+    pub replication_log_mb: Option<u64>,
 }
 
 /// The TOML file: the same keys, all optional.
@@ -171,6 +191,9 @@ pub struct FileConfig {
     pub advertise_addr: Option<String>,
     pub zookeeper_session_timeout_ms: Option<u64>,
     pub leader_wait_ms: Option<u64>,
+    pub cluster_size: Option<usize>,
+    pub replication_acks: Option<String>,
+    pub replication_log_mb: Option<u64>,
 }
 
 /// A configuration error; the message names the key.
@@ -216,6 +239,22 @@ impl Config {
                     .leader_wait_ms
                     .or(file.leader_wait_ms)
                     .unwrap_or(DEFAULT_LEADER_WAIT_MS),
+                cluster_size: cli
+                    .cluster_size
+                    .or(file.cluster_size)
+                    .unwrap_or(DEFAULT_CLUSTER_SIZE),
+                replication_acks: match cli.replication_acks.or(file.replication_acks) {
+                    None => crate::replication::Acks::default(),
+                    Some(a) => crate::replication::Acks::parse(&a).ok_or_else(|| {
+                        ConfigError(format!(
+                            "replication_acks: '{a}' is neither 'majority' nor 'leader'"
+                        ))
+                    })?,
+                },
+                replication_log_mb: cli
+                    .replication_log_mb
+                    .or(file.replication_log_mb)
+                    .unwrap_or(DEFAULT_REPLICATION_LOG_MB),
             }),
         };
         let cfg = Config {
@@ -287,6 +326,19 @@ impl Config {
                 return Err(ConfigError(
                     "leader_wait_ms: must be between 1 and 600000".into(),
                 ));
+            }
+            if !(1..=99).contains(&c.cluster_size) {
+                return Err(ConfigError(format!(
+                    "cluster_size: must be between 1 and 99, got {}",
+                    c.cluster_size
+                )));
+            }
+            if c.replication_log_mb > 1 << 20 {
+                return Err(ConfigError(format!(
+                    "replication_log_mb: at most {} MiB, got {}",
+                    1u64 << 20,
+                    c.replication_log_mb
+                )));
             }
         }
         Ok(())

@@ -41,7 +41,8 @@ fn may_block(state: &ServerState, req: &Request) -> bool {
         return false;
     };
     let c = &COMMANDS[i];
-    (state.config.sync && (c.is_write() || c.name == "exec"))
+    // In cluster mode a write waits for the followers' acknowledgements.
+    ((state.config.sync || state.replication.is_some()) && (c.is_write() || c.name == "exec"))
         || c.flags.contains(&"admin")
         || matches!(c.name, "dbsize" | "lsm.range")
 }
@@ -102,6 +103,19 @@ pub async fn handle(
                     return;
                 }
             };
+            if let Some(repl) = state.replication.as_ref() {
+                if session.authenticated && req[0].eq_ignore_ascii_case(b"lsm.replicate") {
+                    // The connection becomes the log stream to a follower.
+                    if flush(&mut socket, &mut output, &state).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = crate::replication::stream::serve_follower(repl.clone(), socket, req) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    return;
+                }
+            }
             let started = Instant::now();
             let placement = match state.cluster.as_deref() {
                 Some(cluster) if needs_leader(&state, &session, &req) => {
@@ -181,11 +195,12 @@ pub async fn handle(
                                 }
                             }
                         }
-                        let replies = if multi_thread && state.config.sync {
-                            tokio::task::block_in_place(|| execute_write_group(&state, &group))
-                        } else {
-                            execute_write_group(&state, &group)
-                        };
+                        let replies =
+                            if multi_thread && (state.config.sync || state.replication.is_some()) {
+                                tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                            } else {
+                                execute_write_group(&state, &group)
+                            };
                         let per_command = started.elapsed() / group.len() as u32;
                         for ((index, _), reply) in group.iter().zip(&replies) {
                             state

@@ -15,6 +15,9 @@ pub enum ServerError {
     /// Joining the cluster failed (ZooKeeper unreachable, duplicate node id, ...).
     #[error("cluster: {0}")]
     Cluster(String),
+    /// The replication log cannot be opened or does not fit the engine.
+    #[error("replication: {0}")]
+    Replication(String),
     /// The data directory belongs to another node of a cluster.
     #[error("{0}")]
     NodeIdMismatch(String),

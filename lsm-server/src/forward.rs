@@ -237,6 +237,44 @@ pub enum Placement {
 /// carries the epoch it forwards in), only the leader of exactly that epoch serves; such
 /// requests are never forwarded again.
 pub async fn place(state: &ServerState, cluster: &Cluster, session: &Session) -> Placement {
+    let start = Instant::now();
+    match place_by_route(state, cluster, session).await {
+        Placement::Local => match await_serving(state, cluster, start).await {
+            Ok(()) => Placement::Local,
+            Err(reply) => Placement::Refuse(reply),
+        },
+        other => other,
+    }
+}
+
+/// In cluster mode, a new leader serves once its log holds every acknowledged write
+/// (docs/cluster.md): waits for that until `leader_wait` after `start`.
+async fn await_serving(
+    state: &ServerState,
+    cluster: &Cluster,
+    start: Instant,
+) -> Result<(), Reply> {
+    let Some(repl) = state.replication.as_deref() else {
+        return Ok(());
+    };
+    loop {
+        if let Ok(epoch) = cluster.fence() {
+            if repl.serving(epoch) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() >= leader_wait(state) {
+            return Err(cluster_down(&format!(
+                "this node leads but is still completing its log ({:?}; waited {} ms)",
+                repl.role(),
+                start.elapsed().as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn place_by_route(state: &ServerState, cluster: &Cluster, session: &Session) -> Placement {
     let route = cluster.route(leader_wait(state)).await;
     let stale = |e: u64, why: String| {
         Reply::err(format!(
@@ -391,6 +429,11 @@ pub async fn forward_units(
             None => {}
             Some(Ok(Route::Forward(l))) => leader = l,
             Some(Ok(Route::Local { .. })) => {
+                if let Err(reply) = await_serving(state, cluster, Instant::now()).await {
+                    let n = units.len() - errors.len();
+                    refuse(&reply, n, session.protocol, output, &mut errors);
+                    continue;
+                }
                 for unit in &units[errors.len()..] {
                     let mut last = Reply::ok();
                     for req in unit {

@@ -224,19 +224,41 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                         .map_or((String::new(), 0), |l| (l.addr.clone(), l.epoch));
                     add("leader_addr", addr.clone());
                     add("leader_epoch", epoch.to_string());
+                    let repl = state.replication.as_deref();
                     if leading {
-                        add("connected_slaves", "0".into());
+                        let followers = repl.map(|r| r.followers()).unwrap_or_default();
+                        let online = followers.iter().filter(|(_, f)| f.streaming).count();
+                        add("connected_slaves", online.to_string());
+                        for (i, (id, f)) in followers.iter().enumerate() {
+                            let (ip, port) = f.addr.rsplit_once(':').unwrap_or((&f.addr, ""));
+                            add(
+                                &format!("slave{i}"),
+                                format!(
+                                    "ip={ip},port={port},state={},offset={},lag={},node_id={id}",
+                                    if f.streaming { "online" } else { "offline" },
+                                    f.matched,
+                                    f.last_ack.elapsed().as_secs()
+                                ),
+                            );
+                        }
                     } else {
                         let (host, port) = addr.rsplit_once(':').unwrap_or(("", ""));
                         add("master_host", host.into());
                         add("master_port", port.into());
-                        let up = v.leader.is_some() && v.connected;
+                        let up =
+                            v.leader.is_some() && v.connected && repl.is_none_or(|r| r.link_up());
                         add("master_link_status", if up { "up" } else { "down" }.into());
                     }
-                    add(
-                        "master_repl_offset",
-                        state.db.stats().last_sequence.to_string(),
-                    );
+                    if let Some(r) = repl {
+                        let last = r.last();
+                        add("master_repl_offset", last.index.to_string());
+                        add("slave_repl_offset", last.index.to_string());
+                        add("repl_commit_index", r.commit_index().to_string());
+                        add("repl_applied_index", r.applied_index().to_string());
+                        add("repl_acks", r.settings().acks.as_str().into());
+                        add("repl_cluster_size", r.settings().cluster_size.to_string());
+                        add("repl_state", r.state_name());
+                    }
                 }
             },
             "cluster" => match state.cluster.as_deref() {

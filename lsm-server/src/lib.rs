@@ -15,6 +15,7 @@ pub mod glob;
 pub mod info;
 pub mod metrics;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod state;
 pub mod tools;

@@ -136,16 +136,27 @@ impl Server {
         }
         let mut state = ServerState::new(db, config, port);
         if let Some(settings) = state.config.cluster.clone() {
+            let (data_dir, bind) = (state.config.data_dir.clone(), state.config.bind.clone());
             let joined = async {
-                claim_node_id(&state.config.data_dir, &settings.node_id)?;
-                let cc = settings.cluster_config(&state.config.bind, port);
+                claim_node_id(&data_dir, &settings.node_id)?;
+                let cc = settings.cluster_config(&bind, port);
                 lsm_cluster::Cluster::join(cc)
                     .await
                     .map_err(|e| ServerError::Cluster(e.to_string()))
             };
-            match joined.await {
+            let opened = match open_replication(&state, &settings) {
+                Ok(repl) => {
+                    state.replication = Some(repl);
+                    joined.await
+                }
+                Err(e) => Err(e),
+            };
+            match opened {
                 Ok(cluster) => state.cluster = Some(Arc::new(cluster)),
                 Err(e) => {
+                    if let Some(r) = state.replication.take() {
+                        let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+                    }
                     let db = state.db.clone();
                     let _ = tokio::task::spawn_blocking(move || db.close()).await;
                     return Err(e);
@@ -189,6 +200,15 @@ impl Server {
             }));
         }
         let cluster = self.state.cluster.clone();
+        let driver = match (&self.state.replication, &self.state.cluster) {
+            (Some(repl), Some(c)) => Some(tokio::spawn(crate::replication::stream::drive(
+                repl.clone(),
+                c.clone(),
+                c.config().advertise_addr.clone(),
+                self.state.config.requirepass.clone(),
+            ))),
+            _ => None,
+        };
         let shutdown = async move {
             shutdown.await;
             // Hand leadership over first, so that the other nodes serve again at once; the
@@ -200,6 +220,13 @@ impl Server {
         };
         run(self.listener, self.state.clone(), shutdown).await;
         let _ = stop_metrics.send(true);
+        if let Some(d) = driver {
+            d.abort();
+        }
+        if let Some(r) = self.state.replication.clone() {
+            tracing::info!("stopping replication");
+            let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+        }
         tracing::info!("connections closed; closing the engine");
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
@@ -209,6 +236,29 @@ impl Server {
         Ok(())
     }
 }
+
+/// Opens the replication log (`<data_dir>/replog`) next to the engine.
+fn open_replication(
+    state: &ServerState,
+    settings: &crate::config::ClusterSettings,
+) -> Result<Arc<crate::replication::Replication>, ServerError> {
+    let dir = state.config.data_dir.join(REPLOG_DIR);
+    crate::replication::Replication::open(
+        &dir,
+        state.db.clone(),
+        crate::replication::ReplSettings {
+            node_id: settings.node_id.clone(),
+            cluster_size: settings.cluster_size,
+            acks: settings.replication_acks,
+            retain_bytes: usize::try_from(settings.replication_log_mb << 20).unwrap_or(usize::MAX),
+            sync: state.config.sync,
+        },
+    )
+    .map_err(|e| ServerError::Replication(e.to_string()))
+}
+
+/// The replication log's directory inside the data directory.
+pub const REPLOG_DIR: &str = "replog";
 
 /// Name of the file in the data directory that records the node id it belongs to.
 pub const NODE_ID_FILE: &str = "NODE_ID";

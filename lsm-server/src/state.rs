@@ -102,6 +102,8 @@ pub struct ServerState {
     pub port: u16,
     /// Cluster membership; None when standalone.
     pub cluster: Option<Arc<lsm_cluster::Cluster>>,
+    /// The replicated log; None when standalone.
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl ServerState {
@@ -115,6 +117,7 @@ impl ServerState {
             started: Instant::now(),
             port,
             cluster: None,
+            replication: None,
         }
     }
 }

@@ -165,6 +165,26 @@ fn set_until_ok(node: &Node, key: &str, value: &str, limit: Duration) -> Duratio
     }
 }
 
+/// Waits until every node's engine is at the same sequence (all applied the same log);
+/// returns it.
+fn converged(nodes: &[&Node]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seqs: Vec<u64> = nodes
+            .iter()
+            .map(|n| n.info("lsm")["last_sequence"].parse().unwrap())
+            .collect();
+        if seqs.iter().all(|&s| s == seqs[0]) {
+            return seqs[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "engines did not converge: {seqs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn get(node: &Node, key: &str) -> Option<String> {
     redis::cmd("GET").arg(key).query(&mut node.conn()).unwrap()
 }
@@ -259,11 +279,15 @@ fn three_nodes_agree_forward_and_hand_over() {
     let forwarded: u64 = f.info("cluster")["forwarded_commands"].parse().unwrap();
     assert!(forwarded >= 2000, "{forwarded}");
 
-    // Only the leader's engine holds the data (replication comes later): the follower
-    // really forwarded.
-    let seq = |n: &Node| n.info("lsm")["last_sequence"].parse::<u64>().unwrap();
-    assert!(seq(&nodes[leader]) >= 2003, "{}", seq(&nodes[leader]));
-    assert_eq!(seq(f), 0, "a follower applied writes itself");
+    // Every engine applies the same log: they converge to the same sequence, and the
+    // leader reports both followers online.
+    let seq = converged(&nodes.iter().collect::<Vec<_>>());
+    assert!(seq >= 2003, "{seq}");
+    let info = nodes[leader].info("replication");
+    assert_eq!(info["connected_slaves"], "2", "{info:?}");
+    assert!(info["slave0"].contains("state=online"), "{info:?}");
+    assert_eq!(info["repl_state"], "leading");
+    assert_eq!(f.info("replication")["repl_state"], "following");
 
     // A duplicate node id is refused with a clear error; so is a data directory that
     // belongs to another node.
@@ -308,40 +332,132 @@ fn three_nodes_agree_forward_and_hand_over() {
     nodes.clear();
 }
 
+/// Writes `w<t>-<i>` through `node` (a fresh connection after each error) until `stop`
+/// or 5000 writes; returns the keys whose SET was acknowledged.
+fn write_until(node: &Node, t: usize, stop: &std::sync::atomic::AtomicBool) -> Vec<String> {
+    use std::sync::atomic::Ordering;
+    let mut acked = Vec::new();
+    let mut conn = None;
+    for i in 0..5000 {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if conn.is_none() {
+            conn = node.try_conn();
+        }
+        let Some(c) = conn.as_mut() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let key = format!("w{t}-{i}");
+        match redis::cmd("SET").arg(&key).arg(i).query::<String>(c) {
+            Ok(_) => acked.push(key),
+            Err(_) => {
+                conn = None;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    acked
+}
+
 #[test]
-fn failover_after_kill_9_of_the_leader() {
+fn failover_after_kill_9_of_the_leader_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let _one_at_a_time = serial();
     let zk = ZkEnsemble::standalone();
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
-    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let nodes = three_nodes(&cs, root.path(), SESSION_MS);
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
-    nodes[leader].process.kill();
-    let killed = Instant::now();
-    let survivors: Vec<&Node> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
-    // Writes through every survivor succeed once a new leader serves: within about the
-    // session timeout plus a second or two.
-    for (i, n) in survivors.iter().enumerate() {
-        set_until_ok(n, &format!("after{i}"), "x", Duration::from_secs(20));
-    }
-    let failover = killed.elapsed();
+    // Six clients write through all three nodes while the leader is killed.
+    let stop = AtomicBool::new(false);
+    let (acked, failover) = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..6)
+            .map(|t| {
+                let (node, stop) = (&nodes[t % 3], &stop);
+                s.spawn(move || write_until(node, t, stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        nodes[leader].process.signal("KILL");
+        let killed = Instant::now();
+        let survivors: Vec<&Node> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
+        // Writes through every survivor succeed once a new leader serves: within about
+        // the session timeout plus a second or two.
+        for (i, n) in survivors.iter().enumerate() {
+            set_until_ok(n, &format!("after{i}"), "x", Duration::from_secs(20));
+        }
+        let failover = killed.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        let acked: Vec<String> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        (acked, failover)
+    });
     assert!(
         failover < Duration::from_millis(SESSION_MS + 3000),
         "failover took {failover:?}"
     );
+    let survivors: Vec<&Node> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
     let (_, new_epoch) = agreed_leader(&survivors);
     assert!(new_epoch > epoch, "{new_epoch} <= {epoch}");
-    eprintln!("failover after kill -9: {failover:?} (session timeout {SESSION_MS} ms)");
+    // Every acknowledged write is readable through every survivor, and both survivors'
+    // engines applied the same log.
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    for n in &survivors {
+        let mut c = n.conn();
+        let mut pipe = redis::pipe();
+        for key in &acked {
+            pipe.cmd("GET").arg(key);
+        }
+        let values: Vec<Option<String>> = pipe.query(&mut c).unwrap();
+        let lost: Vec<&String> = acked
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged writes lost via {}: {lost:?}",
+            lost.len(),
+            n.id
+        );
+    }
+    converged(&survivors);
+    eprintln!(
+        "failover after kill -9: {failover:?} (session timeout {SESSION_MS} ms); {} acknowledged writes, none lost",
+        acked.len()
+    );
+}
+
+/// Every key and value of the engine in `dir` (the node must be stopped).
+fn engine_contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = lsm_core::Db::open(dir, lsm_core::Options::default()).unwrap();
+    db.iter()
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
 }
 
 #[test]
-fn a_paused_leader_is_fenced_when_it_resumes() {
+fn a_paused_leader_is_fenced_when_it_resumes_and_converges() {
     let _one_at_a_time = serial();
     let zk = ZkEnsemble::standalone();
     let root = tempfile::tempdir().unwrap();
     let cs = zk.connect_string();
     let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
     let (old, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    set_until_ok(&nodes[old], "before", "pause", Duration::from_secs(10));
     // A client already connected to the old leader, as a real one would be.
     let mut stale_client = nodes[old].conn();
     nodes[old].process.signal("STOP");
@@ -350,10 +466,18 @@ fn a_paused_leader_is_fenced_when_it_resumes() {
     let new = survivor_ids[new];
     assert!(new_epoch > epoch);
     set_until_ok(&nodes[new], "during", "pause", Duration::from_secs(10));
+    let mut c = nodes[new].conn();
+    for i in 0..100 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("d{i}"))
+            .arg(i)
+            .query(&mut c)
+            .unwrap();
+    }
 
     nodes[old].process.signal("CONT");
-    // Writes sent to the resumed node right away: it must not apply any of them as
-    // leader. Each either fails or goes through the new leader.
+    // Writes sent to the resumed node right away: each either fails or goes through the
+    // new leader; none is acknowledged by the old one on its own.
     let mut acknowledged = Vec::new();
     for i in 0..50 {
         let key = format!("resumed{i}");
@@ -364,7 +488,7 @@ fn a_paused_leader_is_fenced_when_it_resumes() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // It rejoins as a follower of the new leader.
+    // It rejoins as a follower of the new leader and converges to its data.
     let all: Vec<&Node> = nodes.iter().collect();
     assert_eq!(agreed_leader(&all), (new, new_epoch));
     for key in &acknowledged {
@@ -373,23 +497,30 @@ fn a_paused_leader_is_fenced_when_it_resumes() {
             "{key} acknowledged but not at the leader"
         );
     }
-    // The old leader's own engine applied none of them: stop it and open its data.
-    nodes[old].process.signal("TERM");
-    nodes[old]
-        .process
-        .wait_exit(Duration::from_secs(20))
-        .expect("old leader did not exit");
-    let db = lsm_core::Db::open(&nodes[old].dir, lsm_core::Options::default()).unwrap();
-    for i in 0..50 {
-        assert_eq!(
-            db.get(format!("resumed{i}")).unwrap(),
-            None,
-            "resumed{i} applied by the stale leader"
-        );
+    converged(&all);
+    assert_eq!(nodes[old].info("replication")["repl_state"], "following");
+    // Its own engine holds exactly the new leader's data.
+    for i in [old, new] {
+        nodes[i].process.signal("TERM");
+        nodes[i]
+            .process
+            .wait_exit(Duration::from_secs(20))
+            .expect("node did not exit");
     }
+    let (old_data, new_data) = (
+        engine_contents(&nodes[old].dir),
+        engine_contents(&nodes[new].dir),
+    );
+    assert!(
+        new_data.len() >= 102 + acknowledged.len(),
+        "{}",
+        new_data.len()
+    );
+    assert!(old_data == new_data, "the resumed node did not converge");
     eprintln!(
-        "stale leader: {} of 50 writes sent to it after SIGCONT were acknowledged (through the new leader)",
-        acknowledged.len()
+        "stale leader: {} of 50 writes sent to it after SIGCONT were acknowledged (through the new leader); it converged to {} keys",
+        acknowledged.len(),
+        new_data.len()
     );
 }
 

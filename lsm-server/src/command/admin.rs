@@ -48,6 +48,12 @@ pub fn run(state: &ServerState, session: &mut Session, spec: &CommandSpec, req: 
             .compact()
             .map_or_else(|e| super::engine_error(&e), |()| Reply::ok()),
         "lsm.forwarded" => forwarded(state, session, req),
+        // Reached only when the connection did not switch to a replication stream.
+        "lsm.replicate" => Reply::err("ERR LSM.REPLICATE is only served by a cluster node"),
+        "lsm.logfetch" => match &state.replication {
+            Some(repl) => crate::replication::stream::log_fetch(repl, req),
+            None => Reply::err("ERR LSM.LOGFETCH is only served by a cluster node"),
+        },
         other => Reply::err(format!("ERR '{other}' is not an admin command")),
     }
 }
@@ -339,6 +345,8 @@ fn summary(name: &str) -> &'static str {
         "lsm.forwarded" => {
             "Marks a follower's link to the leader with the leader epoch it forwards in (internal)."
         }
+        "lsm.replicate" => "Turns a follower's connection into the leader's log stream (internal).",
+        "lsm.logfetch" => "Returns log entries after a given one to a new leader (internal).",
         _ => "See docs/protocol.md.",
     }
 }

@@ -103,6 +103,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lsm.flush", 1, &["admin"], 0, 0, 0),
     spec("lsm.compact", 1, &["admin"], 0, 0, 0),
     spec("lsm.forwarded", 2, &["fast", "loading", "stale"], 0, 0, 0),
+    spec("lsm.replicate", 7, &["admin", "noscript"], 0, 0, 0),
+    spec("lsm.logfetch", 5, &["admin", "noscript"], 0, 0, 0),
 ];
 
 /// Index of a command in [`COMMANDS`], case-insensitively.
@@ -194,6 +196,8 @@ fn unknown_command(req: &Request) -> Reply {
 #[derive(Debug)]
 pub struct Txn<'a> {
     db: &'a Db,
+    /// In cluster mode, the batch is replicated instead of written directly.
+    repl: Option<&'a crate::replication::Replication>,
     snapshot: lsm_core::Snapshot,
     overlay: Overlay,
     batch: WriteBatch,
@@ -241,6 +245,7 @@ impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
         Txn {
             db,
+            repl: None,
             snapshot: db.snapshot(),
             overlay: Overlay::Empty,
             batch: WriteBatch::new(),
@@ -264,11 +269,29 @@ impl<'a> Txn<'a> {
         self.overlay.insert(key, None);
     }
 
+    /// A transaction over the server's engine; in cluster mode its commit goes through
+    /// replication.
+    pub fn for_state(state: &'a ServerState) -> Self {
+        Txn {
+            repl: state.replication.as_deref(),
+            ..Txn::new(&state.db)
+        }
+    }
+
+    /// Commits the writes as one batch. In cluster mode this blocks until the batch is
+    /// replicated as configured and applied here.
     pub fn commit(self) -> Result<(), Reply> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        self.db.write(self.batch).map_err(|e| engine_error(&e))
+        match self.repl {
+            Some(repl) => {
+                self.batch.validate().map_err(|e| engine_error(&e))?;
+                repl.propose(&self.batch)
+                    .map_err(|e| Reply::err(e.to_string()))
+            }
+            None => self.db.write(self.batch).map_err(|e| engine_error(&e)),
+        }
     }
 }
 
@@ -321,7 +344,7 @@ pub fn execute_write_group(state: &ServerState, group: &[(usize, Request)]) -> V
     let _guards = state
         .locks
         .lock(group.iter().flat_map(|(i, r)| COMMANDS[*i].keys(r)));
-    let mut txn = Txn::new(&state.db);
+    let mut txn = Txn::for_state(state);
     let replies: Vec<Reply> = group
         .iter()
         .map(|(i, r)| data::run(state, COMMANDS[*i].name, r, &mut txn))
@@ -429,7 +452,7 @@ fn dispatch(
             } else {
                 None
             };
-            let mut txn = Txn::new(&state.db);
+            let mut txn = Txn::for_state(state);
             let reply = data::run(state, spec.name, req, &mut txn);
             match txn.commit() {
                 Ok(()) => reply,
@@ -456,7 +479,7 @@ fn exec(state: &ServerState, session: &mut Session) -> Reply {
         .flat_map(|(r, s)| s.keys(r))
         .collect();
     let _guards = state.locks.lock(keys);
-    let mut txn = Txn::new(&state.db);
+    let mut txn = Txn::for_state(state);
     let mut replies = Vec::with_capacity(queued.len());
     for (req, spec) in queued.iter().zip(&specs) {
         let reply = if spec.first_key != 0 || spec.name == "dbsize" {

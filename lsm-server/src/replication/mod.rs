@@ -1,0 +1,524 @@
+//! Replication of the leader's write log to the followers (cluster mode).
+//!
+//! Every write the leader accepts becomes one log [`Entry`]: an engine write batch with
+//! its index and the leader's epoch. The leader appends it to its [`ReplLog`], streams it
+//! to every follower (which append it to theirs and acknowledge), and counts it
+//! *committed* once a majority of the cluster holds it; only committed entries are applied
+//! to any engine, the leader's included, in log order, by one applier thread per node;
+//! only then is the client answered. Design, rules and failure cases:
+//! `docs/cluster.md` ("Replication").
+//!
+//! The position of an engine in the log is its [`lsm_core::Db::last_sequence`]: every
+//! node applies the same batches in the same order, so after a crash the engine's
+//! recovered sequence names the last entry it applied.
+
+pub mod log;
+pub mod stream;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lsm_core::{Db, WriteBatch};
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+pub use log::{Entry, LogError, Point, ReplLog};
+
+/// When a write counts as acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// Once a majority of the cluster (leader included) holds it in its log.
+    #[default]
+    Majority,
+    /// Once the leader holds it: faster, but a failover can lose acknowledged writes.
+    Leader,
+}
+
+impl Acks {
+    pub fn parse(s: &str) -> Option<Acks> {
+        match s {
+            "majority" => Some(Acks::Majority),
+            "leader" => Some(Acks::Leader),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::Majority => "majority",
+            Acks::Leader => "leader",
+        }
+    }
+}
+
+/// Replication settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplSettings {
+    pub node_id: String,
+    /// Number of nodes in the cluster; a majority is `cluster_size / 2 + 1`.
+    pub cluster_size: usize,
+    pub acks: Acks,
+    /// Bytes of applied log entries kept for followers that fall behind.
+    pub retain_bytes: usize,
+    /// fsync the log before acknowledging.
+    pub sync: bool,
+}
+
+/// This node's part in replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplRole {
+    /// Neither leading nor following (no leader known, or shutting down).
+    Idle,
+    /// Following the leader of `epoch`.
+    Following { epoch: u64, leader: String },
+    /// Won the election in `epoch`; gathering the followers' positions and completing
+    /// its log before it may append.
+    Recovering { epoch: u64 },
+    /// Leading in `epoch`: appends, streams, commits.
+    Leading { epoch: u64 },
+    /// Stopped after an error it cannot repair by itself.
+    Failed(String),
+}
+
+/// What the leader knows of one follower.
+#[derive(Debug, Clone)]
+pub struct FollowerInfo {
+    pub addr: String,
+    /// Highest index known to be in its log (and equal to ours).
+    pub matched: u64,
+    pub streaming: bool,
+    pub last_ack: Instant,
+}
+
+#[derive(Debug)]
+struct ReplState {
+    role: ReplRole,
+    /// Bumped on every role change; a write waits only within its generation.
+    generation: u64,
+    commit: u64,
+    applied: u64,
+    /// The leader may serve: its epoch's first entry is applied.
+    serving: bool,
+    followers: BTreeMap<String, FollowerInfo>,
+    /// Log positions announced by followers to this node while it recovers.
+    announced: BTreeMap<String, (String, Point)>,
+    /// On a follower: whether the stream from the leader is up.
+    link_up: bool,
+    shutdown: bool,
+}
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("CLUSTERDOWN this node is not the leader ({0})")]
+    NotLeader(String),
+    #[error("NOREPLICAS not enough followers connected to acknowledge a write ({connected} of the {needed} needed)")]
+    NoReplicas { connected: usize, needed: usize },
+    #[error("CLUSTERDOWN leadership changed before the write was acknowledged; it may or may not have been applied")]
+    Lost,
+    #[error("ERR {0}")]
+    Failed(String),
+}
+
+/// The replication state of one node.
+#[derive(Debug)]
+pub struct Replication {
+    settings: ReplSettings,
+    db: Db,
+    log: Mutex<ReplLog>,
+    st: Mutex<ReplState>,
+    /// Signalled when commit, applied, role or shutdown change.
+    cv: Condvar,
+    /// (last index, commit, generation), for the async streams.
+    progress: watch::Sender<(u64, u64, u64)>,
+    applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Most bytes of entries applied in one engine batch.
+const APPLY_BATCH_BYTES: usize = 4 << 20;
+
+impl Replication {
+    /// Opens the log in `dir` next to the engine `db` and starts the applier thread.
+    ///
+    /// # Errors
+    /// The log cannot be read, or does not fit the engine (then the node needs its data
+    /// rebuilt from the cluster: the message says so).
+    pub fn open(dir: &Path, db: Db, settings: ReplSettings) -> Result<Arc<Replication>, LogError> {
+        let mut log = ReplLog::open(dir, settings.sync)?;
+        let seq = db.last_sequence();
+        let last = log.last();
+        let applied = if log.base().seq == seq {
+            Some(log.base().index)
+        } else {
+            (log.base().index + 1..=last.index)
+                .find(|&i| log.point_at(i).is_some_and(|p| p.seq == seq))
+        };
+        let applied = match applied {
+            Some(i) => i,
+            None if last == log.base() && last.index == 0 => {
+                // A fresh log next to an engine that already holds data (for example a
+                // former standalone directory): the leader will find the mismatch.
+                log.reset(Point {
+                    index: 0,
+                    epoch: 0,
+                    seq,
+                })?;
+                0
+            }
+            None => {
+                return Err(LogError::Invalid(format!(
+                    "the engine is at sequence {seq}, which no entry of the log in {} ends at \
+                     (it covers sequences {} to {}); move this node's data directory away \
+                     so that it starts empty and copies the cluster's data",
+                    dir.display(),
+                    log.base().seq,
+                    last.seq
+                )))
+            }
+        };
+        // Entries after `applied` may or may not be committed: the leader will say.
+        let (progress, _) = watch::channel((last.index, applied, 0));
+        let repl = Arc::new(Replication {
+            settings,
+            db,
+            log: Mutex::new(log),
+            st: Mutex::new(ReplState {
+                role: ReplRole::Idle,
+                generation: 0,
+                commit: applied,
+                applied,
+                serving: false,
+                followers: BTreeMap::new(),
+                announced: BTreeMap::new(),
+                link_up: false,
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+            progress,
+            applier: Mutex::new(None),
+        });
+        let r = repl.clone();
+        let handle = std::thread::Builder::new()
+            .name("lsm-apply".into())
+            .spawn(move || r.apply_loop())
+            .map_err(|e| LogError::Io {
+                context: "starting the applier thread".into(),
+                source: e,
+            })?;
+        *repl.applier.lock() = Some(handle);
+        Ok(repl)
+    }
+
+    pub fn settings(&self) -> &ReplSettings {
+        &self.settings
+    }
+
+    /// A majority of the cluster.
+    pub fn majority(&self) -> usize {
+        self.settings.cluster_size / 2 + 1
+    }
+
+    pub fn role(&self) -> ReplRole {
+        self.st.lock().role.clone()
+    }
+
+    /// The last entry of this node's log.
+    pub fn last(&self) -> Point {
+        self.log.lock().last()
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.st.lock().commit
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.st.lock().applied
+    }
+
+    /// Whether this node may serve as leader in `epoch` (its log is complete and its
+    /// epoch's first entry applied).
+    pub fn serving(&self, epoch: u64) -> bool {
+        let st = self.st.lock();
+        st.serving && st.role == ReplRole::Leading { epoch }
+    }
+
+    /// Followers known to the leader (empty elsewhere), by node id.
+    pub fn followers(&self) -> Vec<(String, FollowerInfo)> {
+        self.st
+            .lock()
+            .followers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The role as INFO shows it: `leading`, `recovering`, `following`, `idle`, or
+    /// `failed: <reason>`.
+    pub fn state_name(&self) -> String {
+        match self.role() {
+            ReplRole::Idle => "idle".into(),
+            ReplRole::Following { .. } => "following".into(),
+            ReplRole::Recovering { .. } => "recovering".into(),
+            ReplRole::Leading { .. } => "leading".into(),
+            ReplRole::Failed(r) => format!("failed: {r}"),
+        }
+    }
+
+    /// On a follower: whether the stream from the leader is up.
+    pub fn link_up(&self) -> bool {
+        self.st.lock().link_up
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<(u64, u64, u64)> {
+        self.progress.subscribe()
+    }
+
+    fn publish(&self, st: &ReplState, last: u64) {
+        self.progress.send_replace((last, st.commit, st.generation));
+    }
+
+    /// Changes the role; every write waiting in the old role fails.
+    fn set_role(&self, role: ReplRole) {
+        let last = self.log.lock().last().index;
+        let mut st = self.st.lock();
+        if st.role == role {
+            return;
+        }
+        tracing::info!(from = ?st.role, to = ?role, "replication role");
+        st.role = role;
+        st.generation += 1;
+        st.serving = false;
+        st.followers.clear();
+        st.announced.clear();
+        st.link_up = false;
+        self.publish(&st, last);
+        self.cv.notify_all();
+    }
+
+    fn fail(&self, reason: String) {
+        tracing::error!("replication stopped: {reason}");
+        self.set_role(ReplRole::Failed(reason));
+    }
+
+    fn failed(&self) -> Option<String> {
+        match &self.st.lock().role {
+            ReplRole::Failed(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// Replicates `batch` as the leader and returns once it is committed and applied
+    /// here (or, with [`Acks::Leader`], appended and applied here). Blocks the thread.
+    ///
+    /// # Errors
+    /// This node does not lead, too few followers are connected, leadership changed
+    /// while waiting (the outcome is then unknown), or the log or engine failed.
+    pub fn propose(&self, batch: &WriteBatch) -> Result<(), WriteError> {
+        let (index, generation) = {
+            let mut log = self.log.lock();
+            let (epoch, generation) = {
+                let st = self.st.lock();
+                let epoch = match &st.role {
+                    ReplRole::Leading { epoch } if st.serving => *epoch,
+                    ReplRole::Failed(r) => return Err(WriteError::Failed(r.clone())),
+                    other => return Err(WriteError::NotLeader(format!("{other:?}"))),
+                };
+                if self.settings.acks == Acks::Majority {
+                    let connected = st.followers.values().filter(|f| f.streaming).count();
+                    let needed = self.majority() - 1;
+                    if connected < needed {
+                        return Err(WriteError::NoReplicas { connected, needed });
+                    }
+                }
+                (epoch, st.generation)
+            };
+            let last = log.last();
+            let entry = Entry::new(
+                last.index + 1,
+                epoch,
+                Bytes::from(batch.to_bytes(last.seq + 1)),
+            )
+            .map_err(WriteError::Failed)?;
+            if let Err(e) = log.append(std::slice::from_ref(&entry)) {
+                drop(log);
+                self.fail(e.to_string());
+                return Err(WriteError::Failed(e.to_string()));
+            }
+            let mut st = self.st.lock();
+            self.advance_commit(&log, &mut st);
+            self.publish(&st, entry.index);
+            (entry.index, generation)
+        };
+        let mut st = self.st.lock();
+        loop {
+            if st.generation != generation {
+                return Err(match &st.role {
+                    ReplRole::Failed(r) => WriteError::Failed(r.clone()),
+                    _ => WriteError::Lost,
+                });
+            }
+            if st.applied >= index {
+                return Ok(());
+            }
+            self.cv.wait(&mut st);
+        }
+    }
+
+    /// Recomputes the commit index on the leader: the highest index a majority holds,
+    /// if it is of the current epoch (entries of earlier epochs commit with it).
+    fn advance_commit(&self, log: &ReplLog, st: &mut ReplState) {
+        let ReplRole::Leading { epoch } = st.role else {
+            return;
+        };
+        let own = log.last().index;
+        let candidate = match self.settings.acks {
+            Acks::Leader => own,
+            Acks::Majority => {
+                let mut matched: Vec<u64> = st.followers.values().map(|f| f.matched).collect();
+                matched.push(own);
+                matched.sort_unstable_by(|a, b| b.cmp(a));
+                match matched.get(self.majority() - 1) {
+                    Some(&m) => m,
+                    None => return,
+                }
+            }
+        };
+        if candidate > st.commit && log.point_at(candidate).is_some_and(|p| p.epoch == epoch) {
+            st.commit = candidate;
+            self.cv.notify_all();
+        }
+    }
+
+    /// On the leader: a follower holds our log up to `matched`.
+    fn follower_acked(&self, node: &str, generation: u64, matched: u64) {
+        let log = self.log.lock();
+        let mut st = self.st.lock();
+        if st.generation != generation {
+            return;
+        }
+        if let Some(f) = st.followers.get_mut(node) {
+            f.matched = f.matched.max(matched);
+            f.last_ack = Instant::now();
+        }
+        let before = st.commit;
+        self.advance_commit(&log, &mut st);
+        if st.commit != before {
+            self.publish(&st, log.last().index);
+        }
+    }
+
+    /// On a follower: the leader says entries up to `commit` are committed.
+    fn leader_committed(&self, commit: u64) {
+        let last = self.log.lock().last().index;
+        let mut st = self.st.lock();
+        let commit = commit.min(last);
+        if commit > st.commit {
+            st.commit = commit;
+            self.cv.notify_all();
+        }
+    }
+
+    /// The applier thread: applies committed entries in order, several per engine batch.
+    fn apply_loop(&self) {
+        loop {
+            let (applied, commit) = {
+                let mut st = self.st.lock();
+                while !st.shutdown && (st.commit <= st.applied || self.failed_locked(&st)) {
+                    self.cv.wait(&mut st);
+                }
+                if st.shutdown {
+                    return;
+                }
+                (st.applied, st.commit)
+            };
+            let entries: Vec<Entry> = self
+                .log
+                .lock()
+                .entries_after(applied, APPLY_BATCH_BYTES)
+                .into_iter()
+                .take_while(|e| e.index <= commit)
+                .collect();
+            let Some(last) = entries.last().map(Entry::point) else {
+                self.fail(format!(
+                    "committed entry {} is missing from the log (applied up to {applied})",
+                    applied + 1
+                ));
+                continue;
+            };
+            if let Err(e) = self.apply(&entries) {
+                self.fail(e);
+                continue;
+            }
+            let mut st = self.st.lock();
+            st.applied = last.index;
+            self.cv.notify_all();
+            drop(st);
+            let retain = self.settings.retain_bytes;
+            if let Err(e) = self.log.lock().release(last.index, retain) {
+                tracing::warn!("replication log: {e}");
+            }
+        }
+    }
+
+    fn failed_locked(&self, st: &ReplState) -> bool {
+        matches!(st.role, ReplRole::Failed(_))
+    }
+
+    fn apply(&self, entries: &[Entry]) -> Result<(), String> {
+        let mut merged = WriteBatch::new();
+        let mut expect = self.db.last_sequence() + 1;
+        for e in entries {
+            let (first, batch) = WriteBatch::from_bytes(&e.batch)
+                .map_err(|err| format!("entry {}: {err}", e.index))?;
+            if first != expect {
+                return Err(format!(
+                    "entry {} starts at engine sequence {first}, but the engine is at {}",
+                    e.index,
+                    expect - 1
+                ));
+            }
+            expect += batch.len() as u64;
+            merged.append(batch);
+        }
+        if !merged.is_empty() {
+            self.db.write(merged).map_err(|e| {
+                format!(
+                    "applying entries {}..={}: {e}",
+                    entries[0].index,
+                    entries[entries.len() - 1].index
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Waits (blocking) until entries up to `index` are applied or the generation ends.
+    fn wait_applied(&self, index: u64, generation: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut st = self.st.lock();
+        loop {
+            if st.generation != generation || st.shutdown {
+                return false;
+            }
+            if st.applied >= index {
+                return true;
+            }
+            if self.cv.wait_until(&mut st, deadline).timed_out() {
+                return st.applied >= index && st.generation == generation;
+            }
+        }
+    }
+
+    /// Stops the applier (after it finishes the batch at hand) and every role.
+    pub fn shutdown(&self) {
+        self.set_role(ReplRole::Idle);
+        self.st.lock().shutdown = true;
+        self.cv.notify_all();
+        if let Some(h) = self.applier.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
