@@ -324,11 +324,12 @@ impl Db {
 
     /// Writes a consistent copy of the database into `target` (which must not exist or be
     /// empty): hard links of the tables, a copy of the live WAL up to the last commit, and
-    /// a manifest. The copy opens with [`Db::open`].
+    /// a manifest. The copy opens with [`Db::open`]. Returns the sequence number of the
+    /// last operation the copy holds (its [`Db::last_sequence`] once opened).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `target` is not empty; [`Error::Io`]; [`Error::Closed`].
-    pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<()> {
+    pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<u64> {
         self.inner().checkpoint(target.as_ref())
     }
 
@@ -1175,7 +1176,7 @@ impl Inner {
 
     // ---------------------------------------------------------------- checkpoint
 
-    fn checkpoint(&self, target: &Path) -> Result<()> {
+    fn checkpoint(&self, target: &Path) -> Result<u64> {
         self.check_open()?;
         if self.fs.exists(target) {
             let entries = self
@@ -1198,7 +1199,7 @@ impl Inner {
         self.checkpoint_locked(target)
     }
 
-    fn checkpoint_locked(&self, target: &Path) -> Result<()> {
+    fn checkpoint_locked(&self, target: &Path) -> Result<u64> {
         // Freeze a consistent cut: the version, the live WAL segments and the active
         // segment's length, all while no commit can append.
         let (sv, segments, seq) = {
@@ -1241,7 +1242,8 @@ impl Inner {
         };
         let path = target.join(MANIFEST_FILE);
         write_atomic(self.fs.as_ref(), &path, &data.encode())
-            .ctx(|| format!("writing {}", path.display()))
+            .ctx(|| format!("writing {}", path.display()))?;
+        Ok(seq)
     }
 
     // ---------------------------------------------------------------- stats, shutdown

@@ -182,13 +182,14 @@ fn checkpoint_opens_as_a_consistent_database() {
     }
     // Some data only in the WAL, some in tables.
     let target = dir.path().join("backup");
-    db.checkpoint(&target).unwrap();
+    assert_eq!(db.checkpoint(&target).unwrap(), 3000);
     db.put("after", "not in the checkpoint").unwrap();
     assert!(
         db.checkpoint(&target).is_err(),
         "non-empty target is refused"
     );
     let copy = Db::open(&target, small_options()).unwrap();
+    assert_eq!(copy.last_sequence(), 3000);
     assert_eq!(copy.get("after").unwrap(), None);
     let all = collect(copy.iter());
     assert_eq!(all.len(), 3000);

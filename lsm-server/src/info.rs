@@ -211,7 +211,7 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                     add("connected_slaves", "0".into());
                     add(
                         "master_repl_offset",
-                        state.db.stats().last_sequence.to_string(),
+                        state.db().stats().last_sequence.to_string(),
                     );
                 }
                 Some(cluster) => {
@@ -253,6 +253,7 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                         let last = r.last();
                         add("master_repl_offset", last.index.to_string());
                         add("slave_repl_offset", last.index.to_string());
+                        add("repl_log_first_index", (r.log_base().index + 1).to_string());
                         add("repl_commit_index", r.commit_index().to_string());
                         add("repl_applied_index", r.applied_index().to_string());
                         add("repl_acks", r.settings().acks.as_str().into());
@@ -311,7 +312,7 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                 }
             },
             _ => {
-                for (k, v, _) in engine_fields(&state.db.stats()) {
+                for (k, v, _) in engine_fields(&state.db().stats()) {
                     add(&k, v);
                 }
             }

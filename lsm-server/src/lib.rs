@@ -8,6 +8,7 @@
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod fuzzing;

@@ -195,7 +195,7 @@ pub fn render(state: &ServerState) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
         );
     }
-    for (name, value, kind) in crate::info::engine_fields(&state.db.stats()) {
+    for (name, value, kind) in crate::info::engine_fields(&state.db().stats()) {
         let _ = writeln!(
             out,
             "# TYPE lsm_engine_{name} {kind}\nlsm_engine_{name} {value}"

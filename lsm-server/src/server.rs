@@ -107,8 +107,11 @@ impl Server {
             // Before the engine's lock, so that a wrong id is named as such.
             check_node_id(&config.data_dir, &c.node_id)?;
         }
-        let data_dir = config.data_dir.clone();
-        let db = tokio::task::spawn_blocking(move || lsm_core::Db::open(&data_dir, opts))
+        // The engine in force: the data directory itself, or the copy `ENGINE` names.
+        crate::engine::remove_stale_engines(&config.data_dir)?;
+        let engine_dir = crate::engine::engine_dir(&config.data_dir)?;
+        let engine_opts = opts.clone();
+        let db = tokio::task::spawn_blocking(move || lsm_core::Db::open(&engine_dir, engine_opts))
             .await
             .map_err(|e| {
                 ServerError::io("opening the data directory", std::io::Error::other(e))
@@ -136,15 +139,16 @@ impl Server {
         }
         let mut state = ServerState::new(db, config, port);
         if let Some(settings) = state.config.cluster.clone() {
+            let settings = (settings, opts);
             let (data_dir, bind) = (state.config.data_dir.clone(), state.config.bind.clone());
             let joined = async {
-                claim_node_id(&data_dir, &settings.node_id)?;
-                let cc = settings.cluster_config(&bind, port);
+                claim_node_id(&data_dir, &settings.0.node_id)?;
+                let cc = settings.0.cluster_config(&bind, port);
                 lsm_cluster::Cluster::join(cc)
                     .await
                     .map_err(|e| ServerError::Cluster(e.to_string()))
             };
-            let opened = match open_replication(&state, &settings) {
+            let opened = match open_replication(&state, &settings.0, settings.1.clone()) {
                 Ok(repl) => {
                     state.replication = Some(repl);
                     joined.await
@@ -157,7 +161,7 @@ impl Server {
                     if let Some(r) = state.replication.take() {
                         let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
                     }
-                    let db = state.db.clone();
+                    let db = state.db();
                     let _ = tokio::task::spawn_blocking(move || db.close()).await;
                     return Err(e);
                 }
@@ -228,7 +232,7 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }
         tracing::info!("connections closed; closing the engine");
-        let db = self.state.db.clone();
+        let db = self.state.db();
         tokio::task::spawn_blocking(move || db.close())
             .await
             .map_err(|e| ServerError::io("closing the engine", std::io::Error::other(e)))??;
@@ -241,18 +245,23 @@ impl Server {
 fn open_replication(
     state: &ServerState,
     settings: &crate::config::ClusterSettings,
+    engine_options: lsm_core::Options,
 ) -> Result<Arc<crate::replication::Replication>, ServerError> {
     let dir = state.config.data_dir.join(REPLOG_DIR);
+    let copied_at = crate::engine::pointer(&state.config.data_dir)?.map(|(_, p)| p);
     crate::replication::Replication::open(
         &dir,
-        state.db.clone(),
+        state.engine.clone(),
         crate::replication::ReplSettings {
             node_id: settings.node_id.clone(),
             cluster_size: settings.cluster_size,
             acks: settings.replication_acks,
             retain_bytes: usize::try_from(settings.replication_log_mb << 20).unwrap_or(usize::MAX),
             sync: state.config.sync,
+            data_dir: state.config.data_dir.clone(),
+            engine_options,
         },
+        copied_at,
     )
     .map_err(|e| ServerError::Replication(e.to_string()))
 }

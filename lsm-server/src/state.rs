@@ -92,7 +92,8 @@ pub fn get(c: &AtomicU64) -> u64 {
 /// Everything a connection needs.
 #[derive(Debug)]
 pub struct ServerState {
-    pub db: Db,
+    /// The engine in force (replaced when a follower is rebuilt from a checkpoint).
+    pub engine: Arc<crate::engine::EngineSlot>,
     pub config: Config,
     pub locks: KeyLocks,
     pub counters: ServerCounters,
@@ -107,9 +108,14 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// The engine in force.
+    pub fn db(&self) -> Db {
+        self.engine.get()
+    }
+
     pub fn new(db: Db, config: Config, port: u16) -> Self {
         ServerState {
-            db,
+            engine: Arc::new(crate::engine::EngineSlot::new(db)),
             config,
             locks: KeyLocks::default(),
             counters: ServerCounters::default(),

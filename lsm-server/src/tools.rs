@@ -28,7 +28,9 @@ pub fn run(tool: &Tool, out: &mut dyn Write) -> Result<(), ServerError> {
     let io = |e: std::io::Error| ServerError::io("writing the report", e);
     match tool {
         Tool::Verify { dir } => {
-            let r = lsm_core::inspect::verify(dir)?;
+            // A cluster node rebuilt from a checkpoint keeps its engine in the copy
+            // `ENGINE` names.
+            let r = lsm_core::inspect::verify(&crate::engine::engine_dir(dir)?)?;
             writeln!(
                 out,
                 "ok: {} tables ({} entries, {} bytes), {} WAL segments ({} batches) verified",
@@ -41,7 +43,7 @@ pub fn run(tool: &Tool, out: &mut dyn Write) -> Result<(), ServerError> {
         }
         Tool::Dump { file } => lsm_core::inspect::dump(file, out)?,
         Tool::Stats { dir } => {
-            let s = lsm_core::inspect::dir_stats(dir)?;
+            let s = lsm_core::inspect::dir_stats(&crate::engine::engine_dir(dir)?)?;
             writeln!(
                 out,
                 "{:<6}{:>8}{:>16}{:>14}{:>12}",

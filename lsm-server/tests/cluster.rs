@@ -22,9 +22,22 @@ struct Node {
     dir: PathBuf,
     log: PathBuf,
     process: Child,
+    /// Extra command-line arguments it was started with.
+    extra: Vec<String>,
 }
 
 fn spawn(zk: &str, id: &str, port: u16, dir: &Path, session_ms: u64) -> (Child, PathBuf) {
+    spawn_with(zk, id, port, dir, session_ms, &[])
+}
+
+fn spawn_with(
+    zk: &str,
+    id: &str,
+    port: u16,
+    dir: &Path,
+    session_ms: u64,
+    extra: &[&str],
+) -> (Child, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.with_extension(format!("{port}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -35,6 +48,7 @@ fn spawn(zk: &str, id: &str, port: u16, dir: &Path, session_ms: u64) -> (Child, 
         .args(["--zookeeper", zk, "--node-id", id, "--cluster-name", "test"])
         .args(["--zookeeper-session-timeout-ms", &session_ms.to_string()])
         .args(["--leader-wait-ms", "2000", "--log-level", "info"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(out);
@@ -49,16 +63,17 @@ fn conn_to(port: u16) -> Option<redis::Connection> {
 }
 
 impl Node {
-    fn start(zk: &str, id: &str, root: &Path, session_ms: u64) -> Node {
+    fn start(zk: &str, id: &str, root: &Path, session_ms: u64, extra: &[&str]) -> Node {
         let port = free_port();
         let dir = root.join(id);
-        let (process, log) = spawn(zk, id, port, &dir, session_ms);
+        let (process, log) = spawn_with(zk, id, port, &dir, session_ms, extra);
         let mut node = Node {
             id: id.into(),
             port,
             dir,
             log,
             process,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         node.wait_ready();
         node
@@ -99,7 +114,13 @@ impl Node {
             .wait_exit(Duration::from_secs(20))
             .expect("node did not exit");
         assert!(status.success(), "{}", self.log_text());
-        let (process, log) = spawn(zk, &self.id, self.port, &self.dir, session_ms);
+        self.start_again(zk, session_ms);
+    }
+
+    /// Starts the (stopped) node again on the same port and data directory.
+    fn start_again(&mut self, zk: &str, session_ms: u64) {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let (process, log) = spawn_with(zk, &self.id, self.port, &self.dir, session_ms, &extra);
         self.process = process;
         self.log = log;
         self.wait_ready();
@@ -126,11 +147,35 @@ impl Node {
     }
 }
 
+/// One test at a time, a standalone ZooKeeper, a temporary directory, and nodes n1, n2,
+/// n3 started with `extra` arguments. Bind them in this order: the nodes are stopped
+/// first, ZooKeeper and the lock last.
+fn standalone_cluster(
+    extra: &[&str],
+) -> (
+    std::sync::MutexGuard<'static, ()>,
+    ZkEnsemble,
+    tempfile::TempDir,
+    String,
+    Vec<Node>,
+) {
+    let serial = serial();
+    let zk = ZkEnsemble::standalone();
+    let root = tempfile::tempdir().unwrap();
+    let cs = zk.connect_string();
+    let nodes = three_nodes_with(&cs, root.path(), SESSION_MS, extra);
+    (serial, zk, root, cs, nodes)
+}
+
 /// Nodes n1, n2, n3 joined to ZooKeeper at `zk`, each answering PING.
 fn three_nodes(zk: &str, root: &Path, session_ms: u64) -> Vec<Node> {
+    three_nodes_with(zk, root, session_ms, &[])
+}
+
+fn three_nodes_with(zk: &str, root: &Path, session_ms: u64, extra: &[&str]) -> Vec<Node> {
     ["n1", "n2", "n3"]
         .iter()
-        .map(|id| Node::start(zk, id, root, session_ms))
+        .map(|id| Node::start(zk, id, root, session_ms, extra))
         .collect()
 }
 
@@ -196,10 +241,18 @@ fn converged(nodes: &[&Node]) -> u64 {
         if seqs.iter().all(|&s| s == seqs[0]) {
             return seqs[0];
         }
-        assert!(
-            Instant::now() < deadline,
-            "engines did not converge: {seqs:?}"
-        );
+        if Instant::now() >= deadline {
+            for n in nodes {
+                let text = n.log_text();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!(
+                    "--- {} (last lines, newest first):\n{}",
+                    n.id,
+                    tail.join("\n")
+                );
+            }
+            panic!("engines did not converge: {seqs:?}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -210,11 +263,7 @@ fn get(node: &Node, key: &str) -> Option<String> {
 
 #[test]
 fn three_nodes_agree_forward_and_hand_over() {
-    let _one_at_a_time = serial();
-    let zk = ZkEnsemble::standalone();
-    let root = tempfile::tempdir().unwrap();
-    let cs = zk.connect_string();
-    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let (_one_at_a_time, _zk, root, cs, mut nodes) = standalone_cluster(&[]);
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     // Membership arrives through its own watch: wait for it, bounded.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -383,11 +432,7 @@ fn write_until(port: u16, t: usize, stop: &std::sync::atomic::AtomicBool) -> Vec
 #[test]
 fn failover_after_kill_9_of_the_leader_loses_no_acknowledged_write() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let _one_at_a_time = serial();
-    let zk = ZkEnsemble::standalone();
-    let root = tempfile::tempdir().unwrap();
-    let cs = zk.connect_string();
-    let nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let (_one_at_a_time, _zk, _root, _cs, nodes) = standalone_cluster(&[]);
     let (leader, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     // Six clients write through all three nodes while the leader is killed.
     let stop = AtomicBool::new(false);
@@ -465,11 +510,7 @@ fn all_readable(nodes: &[&Node], acked: &[String]) {
 #[test]
 fn rolling_restart_under_write_load_loses_nothing() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let _one_at_a_time = serial();
-    let zk = ZkEnsemble::standalone();
-    let root = tempfile::tempdir().unwrap();
-    let cs = zk.connect_string();
-    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let (_one_at_a_time, _zk, _root, cs, mut nodes) = standalone_cluster(&[]);
     agreed_leader(&nodes.iter().collect::<Vec<_>>());
     let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
     let stop = AtomicBool::new(false);
@@ -583,11 +624,7 @@ fn record_history(
 #[test]
 fn reads_and_writes_across_a_failover_are_linearizable() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let _one_at_a_time = serial();
-    let zk = ZkEnsemble::standalone();
-    let root = tempfile::tempdir().unwrap();
-    let cs = zk.connect_string();
-    let nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let (_one_at_a_time, _zk, _root, _cs, nodes) = standalone_cluster(&[]);
     let (leader, _) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     let stop = AtomicBool::new(false);
     let start = Instant::now();
@@ -629,8 +666,71 @@ fn reads_and_writes_across_a_failover_are_linearizable() {
     );
 }
 
-/// Every key and value of the engine in `dir` (the node must be stopped).
+#[test]
+fn a_follower_behind_the_leaders_log_is_rebuilt_from_a_checkpoint() {
+    // The leader keeps only 1 MiB of applied log (at least its active 8 MiB segment).
+    let (_one_at_a_time, _zk, _root, cs, mut nodes) =
+        standalone_cluster(&["--replication-log-mb", "1"]);
+    let (leader, _) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    let down = (leader + 1) % 3;
+    set_until_ok(&nodes[leader], "early", "1", Duration::from_secs(10));
+    converged(&nodes.iter().collect::<Vec<_>>());
+    nodes[down].process.signal("TERM");
+    nodes[down]
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("follower did not exit");
+    // About 20 MiB of writes while it is down: the leader releases the log it missed.
+    let value = "x".repeat(1000);
+    let mut c = nodes[leader].conn();
+    for batch in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET")
+                .arg(format!("big{batch}-{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    let first: u64 = nodes[leader].info("replication")["repl_log_first_index"]
+        .parse()
+        .unwrap();
+    assert!(
+        first > 2,
+        "the leader still holds its whole log (first index {first})"
+    );
+    nodes[down].start_again(&cs, SESSION_MS);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let seq = converged(&all);
+    assert!(seq >= 20_001, "{seq}");
+    assert!(
+        nodes[down]
+            .log_text()
+            .contains("downloaded the leader's checkpoint"),
+        "{}",
+        nodes[down].log_text()
+    );
+    // It streams normally afterwards.
+    set_until_ok(&nodes[down], "after-rebuild", "2", Duration::from_secs(10));
+    converged(&all);
+    assert_eq!(nodes[down].info("replication")["repl_state"], "following");
+    // Its engine (the copy ENGINE names) holds the data.
+    nodes[down].process.signal("TERM");
+    nodes[down]
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("follower did not exit");
+    let data = engine_contents(&nodes[down].dir);
+    assert_eq!(data.len(), 20_000 + 2, "keys in the rebuilt engine");
+    assert!(data.iter().any(|(k, v)| k == b"early" && v == b"1"));
+    assert!(data.iter().any(|(k, v)| k == b"after-rebuild" && v == b"2"));
+}
+
+/// Every key and value of the engine of the node data directory `dir` (the node must
+/// be stopped).
 fn engine_contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let dir = lsm_server::engine::engine_dir(dir).unwrap();
     let db = lsm_core::Db::open(dir, lsm_core::Options::default()).unwrap();
     db.iter()
         .map(|kv| {
@@ -642,11 +742,7 @@ fn engine_contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn a_paused_leader_is_fenced_when_it_resumes_and_converges() {
-    let _one_at_a_time = serial();
-    let zk = ZkEnsemble::standalone();
-    let root = tempfile::tempdir().unwrap();
-    let cs = zk.connect_string();
-    let mut nodes = three_nodes(&cs, root.path(), SESSION_MS);
+    let (_one_at_a_time, _zk, _root, _cs, mut nodes) = standalone_cluster(&[]);
     let (old, epoch) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
     set_until_ok(&nodes[old], "before", "pause", Duration::from_secs(10));
     // A client already connected to the old leader, as a real one would be.

@@ -38,21 +38,28 @@ pub fn run(state: &ServerState, session: &mut Session, spec: &CommandSpec, req: 
         "config" => config(state, req),
         "command" => command(req),
         "info" => Reply::Verbatim(crate::info::render(state, &req[1..])),
-        "lsm.range" => super::data::range(req, &state.db),
+        "lsm.range" => super::data::range(req, &state.db()),
         "lsm.flush" => state
-            .db
+            .db()
             .flush()
             .map_or_else(|e| super::engine_error(&e), |()| Reply::ok()),
         "lsm.compact" => state
-            .db
+            .db()
             .compact()
             .map_or_else(|e| super::engine_error(&e), |()| Reply::ok()),
         "lsm.forwarded" => forwarded(state, session, req),
         // Reached only when the connection did not switch to a replication stream.
         "lsm.replicate" => Reply::err("ERR LSM.REPLICATE is only served by a cluster node"),
-        "lsm.logfetch" => match &state.replication {
-            Some(repl) => crate::replication::stream::log_fetch(repl, req),
-            None => Reply::err("ERR LSM.LOGFETCH is only served by a cluster node"),
+        "lsm.logfetch" | "lsm.checkpoint" | "lsm.checkpointread" => match &state.replication {
+            Some(repl) => match spec.name {
+                "lsm.logfetch" => crate::replication::stream::log_fetch(repl, req),
+                "lsm.checkpoint" => crate::replication::stream::make_checkpoint(repl, req),
+                _ => crate::replication::stream::read_checkpoint(repl, req),
+            },
+            None => Reply::err(format!(
+                "ERR {} is only served by a cluster node",
+                spec.name.to_ascii_uppercase()
+            )),
         },
         other => Reply::err(format!("ERR '{other}' is not an admin command")),
     }
@@ -347,6 +354,8 @@ fn summary(name: &str) -> &'static str {
         }
         "lsm.replicate" => "Turns a follower's connection into the leader's log stream (internal).",
         "lsm.logfetch" => "Returns log entries after a given one to a new leader (internal).",
+        "lsm.checkpoint" => "Makes a checkpoint for a follower to rebuild from (internal).",
+        "lsm.checkpointread" => "Returns part of a checkpoint file (internal).",
         _ => "See docs/protocol.md.",
     }
 }

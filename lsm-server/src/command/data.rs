@@ -147,7 +147,7 @@ fn mset(req: &Request, txn: &mut Txn<'_>) -> Result<Reply, Reply> {
 /// Counts live keys by scanning: O(keys), unlike Redis's O(1).
 fn dbsize(state: &ServerState) -> Result<Reply, Reply> {
     let mut n = 0i64;
-    for item in state.db.iter() {
+    for item in state.db().iter() {
         item.map_err(|e| super::engine_error(&e))?;
         n += 1;
     }

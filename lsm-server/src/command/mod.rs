@@ -105,6 +105,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec("lsm.forwarded", 2, &["fast", "loading", "stale"], 0, 0, 0),
     spec("lsm.replicate", 7, &["admin", "noscript"], 0, 0, 0),
     spec("lsm.logfetch", 5, &["admin", "noscript"], 0, 0, 0),
+    spec("lsm.checkpoint", 2, &["admin", "noscript"], 0, 0, 0),
+    spec("lsm.checkpointread", 4, &["admin", "noscript"], 0, 0, 0),
 ];
 
 /// Index of a command in [`COMMANDS`], case-insensitively.
@@ -195,7 +197,7 @@ fn unknown_command(req: &Request) -> Reply {
 /// one batch, committed atomically.
 #[derive(Debug)]
 pub struct Txn<'a> {
-    db: &'a Db,
+    db: Db,
     /// In cluster mode, the batch is replicated instead of written directly.
     repl: Option<&'a crate::replication::Replication>,
     snapshot: lsm_core::Snapshot,
@@ -242,9 +244,9 @@ impl Overlay {
 }
 
 impl<'a> Txn<'a> {
-    pub fn new(db: &'a Db) -> Self {
+    pub fn new(db: &Db) -> Self {
         Txn {
-            db,
+            db: db.clone(),
             repl: None,
             snapshot: db.snapshot(),
             overlay: Overlay::Empty,
@@ -274,7 +276,7 @@ impl<'a> Txn<'a> {
     pub fn for_state(state: &'a ServerState) -> Self {
         Txn {
             repl: state.replication.as_deref(),
-            ..Txn::new(&state.db)
+            ..Txn::new(&state.db())
         }
     }
 

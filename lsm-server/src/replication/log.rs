@@ -640,6 +640,12 @@ impl ReplLog {
     /// same entry there, or where the follower must cut its log back to.
     pub fn reconcile(&self, theirs: Point) -> Reconcile {
         let last = self.last();
+        if theirs.index < self.base.index {
+            return Reconcile::Resync(format!(
+                "the entries after {} were released here (this log starts after entry {})",
+                theirs.index, self.base.index
+            ));
+        }
         if theirs.index <= last.index {
             if let Some(p) = self.point_at(theirs.index) {
                 if p.epoch == theirs.epoch {
@@ -821,6 +827,17 @@ mod tests {
         assert_eq!(log.base().index, 4);
         assert!(log.entry(4).is_none() && log.entry(5).is_some());
         assert!(log.truncate_after(3).is_err());
+        // A follower whose log ends before this one starts cannot be checked: resync.
+        let behind = log.point_at(4).unwrap();
+        assert_eq!(log.reconcile(behind), Reconcile::Match);
+        assert!(matches!(
+            log.reconcile(Point {
+                index: 3,
+                epoch: 1,
+                seq: 6
+            }),
+            Reconcile::Resync(_)
+        ));
         drop(log);
         let mut log = ReplLog::open(dir.path(), false).unwrap();
         assert_eq!(log.base().index, 4);

@@ -16,12 +16,14 @@ pub mod log;
 pub mod stream;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lsm_core::{Db, WriteBatch};
+
+use crate::engine::EngineSlot;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
@@ -55,7 +57,7 @@ impl Acks {
 }
 
 /// Replication settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ReplSettings {
     pub node_id: String,
     /// Number of nodes in the cluster; a majority is `cluster_size / 2 + 1`.
@@ -65,6 +67,10 @@ pub struct ReplSettings {
     pub retain_bytes: usize,
     /// fsync the log before acknowledging.
     pub sync: bool,
+    /// The node's data directory (engine copies from checkpoints go there).
+    pub data_dir: PathBuf,
+    /// Options to open an engine copy with.
+    pub engine_options: lsm_core::Options,
 }
 
 /// This node's part in replication.
@@ -107,6 +113,10 @@ struct ReplState {
     announced: BTreeMap<String, (String, Point)>,
     /// On a follower: whether the stream from the leader is up.
     link_up: bool,
+    /// The applier must not start a batch (the engine is being replaced).
+    paused: bool,
+    /// The applier is applying a batch.
+    applying: bool,
     shutdown: bool,
 }
 
@@ -127,7 +137,7 @@ pub enum WriteError {
 #[derive(Debug)]
 pub struct Replication {
     settings: ReplSettings,
-    db: Db,
+    engine: Arc<EngineSlot>,
     log: Mutex<ReplLog>,
     st: Mutex<ReplState>,
     /// Signalled when commit, applied, role or shutdown change.
@@ -141,14 +151,21 @@ pub struct Replication {
 const APPLY_BATCH_BYTES: usize = 4 << 20;
 
 impl Replication {
-    /// Opens the log in `dir` next to the engine `db` and starts the applier thread.
+    /// Opens the log in `dir` next to the engine in `engine` and starts the applier
+    /// thread. `copied_at`: the log point of the engine copy in force, if it came from a
+    /// leader's checkpoint (see [`crate::engine`]).
     ///
     /// # Errors
     /// The log cannot be read, or does not fit the engine (then the node needs its data
     /// rebuilt from the cluster: the message says so).
-    pub fn open(dir: &Path, db: Db, settings: ReplSettings) -> Result<Arc<Replication>, LogError> {
+    pub fn open(
+        dir: &Path,
+        engine: Arc<EngineSlot>,
+        settings: ReplSettings,
+        copied_at: Option<Point>,
+    ) -> Result<Arc<Replication>, LogError> {
         let mut log = ReplLog::open(dir, settings.sync)?;
-        let seq = db.last_sequence();
+        let seq = engine.get().last_sequence();
         let last = log.last();
         let applied = if log.base().seq == seq {
             Some(log.base().index)
@@ -156,11 +173,18 @@ impl Replication {
             (log.base().index + 1..=last.index)
                 .find(|&i| log.point_at(i).is_some_and(|p| p.seq == seq))
         };
-        let applied = match applied {
-            Some(i) => i,
-            None if last == log.base() && last.index == 0 => {
+        let applied = match (applied, copied_at) {
+            (Some(i), _) => i,
+            (None, Some(p)) if p.seq == seq => {
+                // A crash after the engine copy was put in force and before the log was
+                // reset to its point: finish that.
+                log.reset(p)?;
+                p.index
+            }
+            (None, _) if last == log.base() && last.index == 0 => {
                 // A fresh log next to an engine that already holds data (for example a
-                // former standalone directory): the leader will find the mismatch.
+                // former standalone directory): the leader will find the mismatch and
+                // send a checkpoint.
                 log.reset(Point {
                     index: 0,
                     epoch: 0,
@@ -168,7 +192,7 @@ impl Replication {
                 })?;
                 0
             }
-            None => {
+            (None, _) => {
                 return Err(LogError::Invalid(format!(
                     "the engine is at sequence {seq}, which no entry of the log in {} ends at \
                      (it covers sequences {} to {}); move this node's data directory away \
@@ -183,7 +207,7 @@ impl Replication {
         let (progress, _) = watch::channel((last.index, applied, 0));
         let repl = Arc::new(Replication {
             settings,
-            db,
+            engine,
             log: Mutex::new(log),
             st: Mutex::new(ReplState {
                 role: ReplRole::Idle,
@@ -194,6 +218,8 @@ impl Replication {
                 followers: BTreeMap::new(),
                 announced: BTreeMap::new(),
                 link_up: false,
+                paused: false,
+                applying: false,
                 shutdown: false,
             }),
             cv: Condvar::new(),
@@ -228,6 +254,11 @@ impl Replication {
     /// The last entry of this node's log.
     pub fn last(&self) -> Point {
         self.log.lock().last()
+    }
+
+    /// The point before the first entry this node still holds.
+    pub fn log_base(&self) -> Point {
+        self.log.lock().base()
     }
 
     pub fn commit_index(&self) -> u64 {
@@ -426,12 +457,15 @@ impl Replication {
         loop {
             let (applied, commit) = {
                 let mut st = self.st.lock();
-                while !st.shutdown && (st.commit <= st.applied || self.failed_locked(&st)) {
+                while !st.shutdown
+                    && (st.commit <= st.applied || st.paused || self.failed_locked(&st))
+                {
                     self.cv.wait(&mut st);
                 }
                 if st.shutdown {
                     return;
                 }
+                st.applying = true;
                 (st.applied, st.commit)
             };
             let entries: Vec<Entry> = self
@@ -441,20 +475,25 @@ impl Replication {
                 .into_iter()
                 .take_while(|e| e.index <= commit)
                 .collect();
-            let Some(last) = entries.last().map(Entry::point) else {
-                self.fail(format!(
+            let result = match entries.last().map(Entry::point) {
+                None => Err(format!(
                     "committed entry {} is missing from the log (applied up to {applied})",
                     applied + 1
-                ));
-                continue;
+                )),
+                Some(last) => self.apply(&entries).map(|()| last),
             };
-            if let Err(e) = self.apply(&entries) {
-                self.fail(e);
-                continue;
-            }
             let mut st = self.st.lock();
-            st.applied = last.index;
+            st.applying = false;
             self.cv.notify_all();
+            let last = match result {
+                Ok(last) => last,
+                Err(e) => {
+                    drop(st);
+                    self.fail(e);
+                    continue;
+                }
+            };
+            st.applied = last.index;
             drop(st);
             let retain = self.settings.retain_bytes;
             if let Err(e) = self.log.lock().release(last.index, retain) {
@@ -468,8 +507,9 @@ impl Replication {
     }
 
     fn apply(&self, entries: &[Entry]) -> Result<(), String> {
+        let db = self.engine.get();
         let mut merged = WriteBatch::new();
-        let mut expect = self.db.last_sequence() + 1;
+        let mut expect = db.last_sequence() + 1;
         for e in entries {
             let (first, batch) = WriteBatch::from_bytes(&e.batch)
                 .map_err(|err| format!("entry {}: {err}", e.index))?;
@@ -484,7 +524,7 @@ impl Replication {
             merged.append(batch);
         }
         if !merged.is_empty() {
-            self.db.write(merged).map_err(|e| {
+            db.write(merged).map_err(|e| {
                 format!(
                     "applying entries {}..={}: {e}",
                     entries[0].index,
@@ -510,6 +550,61 @@ impl Replication {
                 return st.applied >= index && st.generation == generation;
             }
         }
+    }
+
+    /// Puts in force the engine copy in `dir` (complete and durable), made by the leader
+    /// at `point`: the applier pauses, the copy is opened and checked, `ENGINE` names
+    /// it, the log restarts after `point`, the old engine is closed and its files
+    /// removed. Blocks the thread.
+    ///
+    /// # Errors
+    /// The copy does not open or is not at `point`, or a file operation failed; the old
+    /// engine then stays in force unless the pointer was already written.
+    pub fn install_copy(&self, dir: &Path, point: Point) -> Result<(), String> {
+        let db = Db::open(dir, self.settings.engine_options.clone())
+            .map_err(|e| format!("opening the engine copy in {}: {e}", dir.display()))?;
+        if db.last_sequence() != point.seq {
+            let found = db.last_sequence();
+            let _ = db.close();
+            return Err(format!(
+                "the engine copy is at sequence {found}, the leader said {}",
+                point.seq
+            ));
+        }
+        {
+            let mut st = self.st.lock();
+            st.paused = true;
+            while st.applying {
+                self.cv.wait(&mut st);
+            }
+        }
+        let result = (|| {
+            crate::engine::write_pointer(&self.settings.data_dir, dir, point)
+                .map_err(|e| e.to_string())?;
+            self.log.lock().reset(point).map_err(|e| e.to_string())?;
+            let old = self.engine.replace(db);
+            let mut st = self.st.lock();
+            st.applied = point.index;
+            st.commit = point.index;
+            drop(st);
+            if let Err(e) = old.close() {
+                tracing::warn!("closing the replaced engine: {e}");
+            }
+            crate::engine::remove_stale_engines(&self.settings.data_dir).map_err(|e| e.to_string())
+        })();
+        let mut st = self.st.lock();
+        st.paused = false;
+        self.cv.notify_all();
+        drop(st);
+        if result.is_ok() {
+            tracing::info!(index = point.index, seq = point.seq, dir = %dir.display(), "engine rebuilt from the leader's checkpoint");
+        }
+        result
+    }
+
+    /// The engine in force.
+    pub fn db(&self) -> Db {
+        self.engine.get()
     }
 
     /// Stops the applier (after it finishes the batch at hand) and every role.

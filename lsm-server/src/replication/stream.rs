@@ -170,7 +170,12 @@ pub async fn serve_follower(repl: Arc<Replication>, mut socket: TcpStream, req: 
         let mut next = theirs.index;
         let mut sent_commit = u64::MAX;
         let mut frame = Vec::new();
+        let mut last_sent = tokio::time::Instant::now();
         loop {
+            if last_sent.elapsed() >= HEARTBEAT {
+                // Nothing sent for a while: repeat the commit index as a heartbeat.
+                sent_commit = u64::MAX;
+            }
             let (entries, commit) = {
                 let log = repl.log.lock();
                 let st = repl.st.lock();
@@ -202,13 +207,12 @@ pub async fn serve_follower(repl: Arc<Replication>, mut socket: TcpStream, req: 
                     return;
                 }
                 sent_commit = commit;
+                last_sent = tokio::time::Instant::now();
                 continue;
             }
-            match tokio::time::timeout(HEARTBEAT, rx.changed()).await {
-                Ok(Err(_)) => return,
-                Ok(Ok(())) => {}
-                // Idle: repeat the commit as a heartbeat.
-                Err(_) => sent_commit = u64::MAX,
+            let wait = HEARTBEAT.saturating_sub(last_sent.elapsed());
+            if let Ok(Err(_)) = tokio::time::timeout(wait, rx.changed()).await {
+                return;
             }
         }
     };
@@ -261,6 +265,11 @@ impl Peer {
 
     /// Sends one request and returns its raw reply frame.
     async fn call(&mut self, req: Request) -> Result<Bytes, String> {
+        self.call_within(req, LINK_TIMEOUT).await
+    }
+
+    /// [`Peer::call`], waiting up to `limit` for each read.
+    async fn call_within(&mut self, req: Request, limit: Duration) -> Result<Bytes, String> {
         let mut out = BytesMut::new();
         encode_request(&req, &mut out);
         self.stream
@@ -274,12 +283,12 @@ impl Peer {
                 Err(e) => return Err(format!("bad reply: {e}")),
             }
             self.input.reserve(64 * 1024);
-            let read = tokio::time::timeout(LINK_TIMEOUT, self.stream.read_buf(&mut self.input));
+            let read = tokio::time::timeout(limit, self.stream.read_buf(&mut self.input));
             match read.await {
                 Ok(Ok(0)) => return Err("connection closed".into()),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(format!("reading: {e}")),
-                Err(_) => return Err(format!("no reply within {LINK_TIMEOUT:?}")),
+                Err(_) => return Err(format!("no reply within {limit:?}")),
             }
         }
     }
@@ -393,6 +402,12 @@ fn cut_back(repl: &Replication, epoch: u64, index: u64) -> Result<(), String> {
             log.base().index
         )
     })?;
+    if cut >= log.last().index {
+        return Err(format!(
+            "the leader asks to cut back to entry {index} (epoch {epoch}), which this log \
+             already ends at or before"
+        ));
+    }
     if cut < applied {
         return Err(format!(
             "this node applied entries up to {applied} that the leader does not have (it has \
@@ -425,6 +440,222 @@ fn append_received(repl: &Replication, entries: &[Entry], epoch: u64) -> Result<
     Ok(log.last().index)
 }
 
+/// Most bytes of a checkpoint file sent in one reply.
+const CHUNK_BYTES: u64 = 4 << 20;
+/// How long the leader may take to make a checkpoint or send a chunk.
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Checkpoints older than this are removed when a new one is made.
+const CHECKPOINT_KEEP: Duration = Duration::from_secs(600);
+/// The leader's checkpoints, inside its data directory.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// `LSM.CHECKPOINT <epoch>` on the leader: makes a checkpoint of its engine and answers
+/// `[id, index, epoch, sequence, name, size, name, size, ...]`: the log point the copy
+/// holds everything up to, and its files, which `LSM.CHECKPOINTREAD` returns.
+pub fn make_checkpoint(repl: &Replication, req: &Request) -> Reply {
+    let epoch = match parse_u64(&req[1], "epoch") {
+        Ok(e) => e,
+        Err(e) => return Reply::err(format!("ERR {e}")),
+    };
+    if repl.role() != (ReplRole::Leading { epoch }) {
+        return Reply::err(format!(
+            "STALEEPOCH this node does not lead in epoch {epoch}"
+        ));
+    }
+    let root = repl.settings.data_dir.join(CHECKPOINT_DIR);
+    match checkpoint_into(repl, &root) {
+        Ok((id, point, files)) => {
+            let mut items = vec![
+                Reply::Bulk(Bytes::from(id)),
+                Reply::Int(point.index as i64),
+                Reply::Int(point.epoch as i64),
+                Reply::Int(point.seq as i64),
+            ];
+            for (name, size) in files {
+                items.push(Reply::Bulk(Bytes::from(name)));
+                items.push(Reply::Int(size as i64));
+            }
+            Reply::Array(items)
+        }
+        Err(e) => Reply::err(format!("ERR checkpoint: {e}")),
+    }
+}
+
+/// A checkpoint's id, log point and files with their sizes.
+type Checkpoint = (String, Point, Vec<(String, u64)>);
+
+fn checkpoint_into(repl: &Replication, root: &std::path::Path) -> Result<Checkpoint, String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("creating {}: {e}", root.display()))?;
+    // Old checkpoints go (their hard links pin tables the engine compacted away).
+    if let Ok(items) = std::fs::read_dir(root) {
+        for item in items.flatten() {
+            let old = item
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age > CHECKPOINT_KEEP);
+            if old {
+                let _ = std::fs::remove_dir_all(item.path());
+            }
+        }
+    }
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+        .to_string();
+    let dir = root.join(&id);
+    let seq = repl.db().checkpoint(&dir).map_err(|e| e.to_string())?;
+    let point = {
+        let applied = repl.applied_index();
+        let log = repl.log.lock();
+        (log.base().index..=applied)
+            .rev()
+            .filter_map(|i| log.point_at(i))
+            .find(|p| p.seq == seq)
+            .ok_or_else(|| {
+                format!("no applied log entry ends at the checkpoint's sequence {seq}")
+            })?
+    };
+    let mut files = Vec::new();
+    for item in std::fs::read_dir(&dir).map_err(|e| format!("listing {}: {e}", dir.display()))? {
+        let item = item.map_err(|e| e.to_string())?;
+        let size = item.metadata().map_err(|e| e.to_string())?.len();
+        files.push((item.file_name().to_string_lossy().into_owned(), size));
+    }
+    files.sort();
+    Ok((id, point, files))
+}
+
+/// `LSM.CHECKPOINTREAD <id> <file> <offset>`: up to 4 MiB of a checkpoint file from
+/// `offset` (empty at its end).
+pub fn read_checkpoint(repl: &Replication, req: &Request) -> Reply {
+    let id = String::from_utf8_lossy(&req[1]);
+    let name = String::from_utf8_lossy(&req[2]);
+    let offset = match parse_u64(&req[3], "offset") {
+        Ok(o) => o,
+        Err(e) => return Reply::err(format!("ERR {e}")),
+    };
+    if !valid_name(&id) || !valid_name(&name) {
+        return Reply::err("ERR bad checkpoint id or file name");
+    }
+    let path = repl
+        .settings
+        .data_dir
+        .join(CHECKPOINT_DIR)
+        .join(&*id)
+        .join(&*name);
+    let read = || -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.take(CHUNK_BYTES).read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    match read() {
+        Ok(bytes) => Reply::Bulk(Bytes::from(bytes)),
+        Err(e) => Reply::err(format!("ERR reading {}: {e}", path.display())),
+    }
+}
+
+/// Rebuilds this follower's engine from a checkpoint of the leader's: downloads it into
+/// a new engine directory, then puts it in force (see [`Replication::install_copy`]).
+async fn resync(
+    repl: &Replication,
+    leader: &LeaderInfo,
+    password: Option<&str>,
+) -> Result<(), String> {
+    let mut peer = Peer::connect(&leader.addr, password).await?;
+    let req = vec![
+        Bytes::from_static(b"LSM.CHECKPOINT"),
+        Bytes::from(leader.epoch.to_string()),
+    ];
+    let items = array_items(&peer.call_within(req, CHECKPOINT_TIMEOUT).await?)?;
+    if items.len() < 4 || items.len() % 2 != 0 {
+        return Err("unexpected LSM.CHECKPOINT answer".into());
+    }
+    let id = items[0].clone();
+    let point = parse_point(&items[1..4])?;
+    let target =
+        crate::engine::next_engine_dir(&repl.settings.data_dir).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+    let mut total = 0u64;
+    for pair in items[4..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).into_owned();
+        let size = parse_u64(&pair[1], "file size")?;
+        if !valid_name(&name) {
+            return Err(format!("bad file name {name:?} in the checkpoint"));
+        }
+        let path = target.join(&name);
+        let mut file = std::fs::File::create(&path)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let mut offset = 0u64;
+        while offset < size {
+            let req = vec![
+                Bytes::from_static(b"LSM.CHECKPOINTREAD"),
+                id.clone(),
+                pair[0].clone(),
+                Bytes::from(offset.to_string()),
+            ];
+            let reply = peer.call_within(req, CHECKPOINT_TIMEOUT).await?;
+            let chunk = bulk_body(&reply)?;
+            if chunk.is_empty() {
+                return Err(format!(
+                    "{name} ends at {offset} bytes, the leader said {size}"
+                ));
+            }
+            tokio::task::block_in_place(|| {
+                use std::io::Write as _;
+                file.write_all(&chunk)
+            })
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            offset += chunk.len() as u64;
+        }
+        tokio::task::block_in_place(|| file.sync_all())
+            .map_err(|e| format!("syncing {}: {e}", path.display()))?;
+        total += size;
+    }
+    tokio::task::block_in_place(|| std::fs::File::open(&target).and_then(|d| d.sync_all()))
+        .map_err(|e| format!("syncing {}: {e}", target.display()))?;
+    tracing::info!(
+        files = (items.len() - 4) / 2,
+        bytes = total,
+        index = point.index,
+        "downloaded the leader's checkpoint"
+    );
+    tokio::task::block_in_place(|| repl.install_copy(&target, point))
+}
+
+/// The bytes of a bulk-string reply frame; an error reply becomes `Err`.
+fn bulk_body(frame: &[u8]) -> Result<Bytes, String> {
+    if frame.first() == Some(&b'-') {
+        return Err(String::from_utf8_lossy(&frame[1..]).trim_end().to_owned());
+    }
+    if frame.first() != Some(&b'$') {
+        return Err("expected a bulk string".into());
+    }
+    let nl = frame
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or("bad bulk reply")?;
+    let n = parse_u64(&frame[1..nl], "bulk length")? as usize;
+    let start = nl + 2;
+    if frame.len() < start + n {
+        return Err("bulk string cut short".into());
+    }
+    Ok(Bytes::copy_from_slice(&frame[start..start + n]))
+}
+
 enum Outcome {
     /// Reconnect at once (after cutting back).
     Again,
@@ -455,16 +686,17 @@ async fn follow_once(
             return Err(format!("bad answer from the leader: {line}"));
         };
         if let Err(reason) = cut_back(repl, e, i) {
-            repl.fail(reason.clone());
-            return Err(reason);
+            tracing::warn!("{reason}: rebuilding from the leader's checkpoint");
+            resync(repl, leader, password).await?;
         }
         return Ok(Outcome::Again);
     }
     if let Some(reason) = line.strip_prefix("-RESYNC ") {
-        let reason =
-            format!("the leader cannot stream to this node ({reason}); its data must be rebuilt");
-        repl.fail(reason.clone());
-        return Err(reason);
+        tracing::warn!(
+            "the leader cannot stream to this node ({reason}): rebuilding from its checkpoint"
+        );
+        resync(repl, leader, password).await?;
+        return Ok(Outcome::Again);
     }
     if line != "+OK" {
         return Err(format!("the leader refused replication: {line}"));
