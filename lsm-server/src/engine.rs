@@ -140,6 +140,10 @@ fn is_engine_file(name: &str) -> bool {
 /// # Errors
 /// Listing or removing failed.
 pub fn remove_stale_engines(data_dir: &Path) -> Result<(), ServerError> {
+    if !data_dir.exists() {
+        // A fresh data directory: the engine creates it.
+        return Ok(());
+    }
     let Some((current, _)) = pointer(data_dir)? else {
         // No copy in force: only unfinished downloads can be stale.
         return remove_dirs(data_dir, None);
@@ -183,6 +187,9 @@ mod tests {
     #[test]
     fn pointer_round_trip_and_stale_engines() {
         let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-yet");
+        remove_stale_engines(&missing).unwrap();
+        assert_eq!(engine_dir(&missing).unwrap(), missing);
         let d = dir.path();
         assert_eq!(engine_dir(d).unwrap(), d);
         std::fs::write(d.join("000001.sst"), b"old").unwrap();

@@ -16,6 +16,17 @@ fn err_text<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
 }
 
 #[test]
+fn a_data_directory_that_does_not_exist_yet_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh").join("data");
+    let server = TestServer::start(config(&data));
+    let mut c = server.client();
+    let ok: String = cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(data.join("MANIFEST").exists());
+}
+
+#[test]
 fn strings_and_keys() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(config(dir.path()));
