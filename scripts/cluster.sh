@@ -43,10 +43,13 @@ ping_port() { # port -> 0 when a RESP server answers PING
     fi
 }
 
-zk_mode() {
+zk_mode() { # prints ZooKeeper's "Mode: ..." line; waits at most 2 s per line
     exec 3<>"/dev/tcp/127.0.0.1/$zk_port" 2>/dev/null || return 1
     printf 'srvr' >&3
-    grep -m1 '^Mode:' <&3 || true
+    local line
+    while read -r -t 2 line <&3; do
+        case $line in Mode:*) echo "$line"; break ;; esac
+    done
     exec 3>&-
 }
 

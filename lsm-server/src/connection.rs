@@ -23,7 +23,7 @@ use crate::command::{
 };
 use crate::forward::{forward_units, place, LeaderLink, Placement};
 use crate::protocol::{parse_request, ParseLimits, ProtocolError, Reply, Request};
-use crate::state::{bump, ServerState};
+use crate::state::{bump, KeyLocks, ServerState};
 
 /// Largest input buffer per connection (1 GiB, as Redis's default).
 pub const QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -41,13 +41,12 @@ fn may_block(state: &ServerState, req: &Request) -> bool {
         return false;
     };
     let c = &COMMANDS[i];
-    // In cluster mode a write waits for the followers' acknowledgements.
-    ((state.config.sync || state.replication.is_some()) && (c.is_write() || c.name == "exec"))
+    (state.config.sync && (c.is_write() || c.name == "exec"))
         || c.flags.contains(&"admin")
         || matches!(c.name, "dbsize" | "lsm.range")
 }
 
-pub(crate) fn run_command(
+fn run_command_now(
     state: &ServerState,
     session: &mut Session,
     req: &Request,
@@ -57,6 +56,61 @@ pub(crate) fn run_command(
         tokio::task::block_in_place(|| execute(state, session, req))
     } else {
         execute(state, session, req)
+    }
+}
+
+/// Executes one request. In cluster mode a write (or EXEC) first takes its keys'
+/// stripes, and its reply waits until its log entry is applied (committed), holding
+/// them; if leadership changes first, the reply becomes that error.
+pub(crate) async fn run_command(
+    state: &ServerState,
+    session: &mut Session,
+    req: &Request,
+    multi_thread: bool,
+) -> (Option<usize>, Reply) {
+    let Some(repl) = state.replication.as_deref() else {
+        return run_command_now(state, session, req, multi_thread);
+    };
+    let stripes = write_stripes(session, req);
+    let _held = state.locks.lock_async(&stripes).await;
+    crate::replication::take_ticket();
+    let (index, reply) = run_command_now(state, session, req, multi_thread);
+    (index, settle(repl, vec![reply]).await.remove(0))
+}
+
+/// Cluster mode: waits for the write the command(s) just executed on this thread
+/// appended, if any; on failure every reply that was not already an error becomes it.
+async fn settle(repl: &crate::replication::Replication, replies: Vec<Reply>) -> Vec<Reply> {
+    let Some(ticket) = crate::replication::take_ticket() else {
+        return replies;
+    };
+    match repl.wait(ticket).await {
+        Ok(()) => replies,
+        Err(e) => {
+            let err = Reply::err(e.to_string());
+            replies
+                .into_iter()
+                .map(|r| if r.is_error() { r } else { err.clone() })
+                .collect()
+        }
+    }
+}
+
+/// The stripes a command holds in cluster mode: its keys if it writes, every queued
+/// command's keys for EXEC; none for reads and commands queued inside MULTI.
+fn write_stripes(session: &Session, req: &Request) -> Vec<usize> {
+    let Some(i) = lookup(&req[0]) else {
+        return Vec::new();
+    };
+    let c = &COMMANDS[i];
+    match &session.multi {
+        Some(queued) if c.name == "exec" => KeyLocks::stripes_of(queued.iter().flat_map(|q| {
+            lookup(&q[0])
+                .into_iter()
+                .flat_map(move |j| COMMANDS[j].keys(q))
+        })),
+        None if c.is_write() && c.arity_ok(req.len()) => KeyLocks::stripes_of(c.keys(req)),
+        _ => Vec::new(),
     }
 }
 
@@ -195,12 +249,23 @@ pub async fn handle(
                                 }
                             }
                         }
-                        let replies =
-                            if multi_thread && (state.config.sync || state.replication.is_some()) {
-                                tokio::task::block_in_place(|| execute_write_group(&state, &group))
-                            } else {
-                                execute_write_group(&state, &group)
-                            };
+                        let stripes = if state.locks.is_async() {
+                            KeyLocks::stripes_of(
+                                group.iter().flat_map(|(i, r)| COMMANDS[*i].keys(r)),
+                            )
+                        } else {
+                            Vec::new()
+                        };
+                        let _held = state.locks.lock_async(&stripes).await;
+                        crate::replication::take_ticket();
+                        let mut replies = if multi_thread && state.config.sync {
+                            tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                        } else {
+                            execute_write_group(&state, &group)
+                        };
+                        if let Some(repl) = state.replication.as_deref() {
+                            replies = settle(repl, replies).await;
+                        }
                         let per_command = started.elapsed() / group.len() as u32;
                         for ((index, _), reply) in group.iter().zip(&replies) {
                             state
@@ -210,7 +275,8 @@ pub async fn handle(
                         }
                         bump(&state.counters.total_commands, group.len() as u64);
                     } else {
-                        let (index, reply) = run_command(&state, &mut session, &req, multi_thread);
+                        let (index, reply) =
+                            run_command(&state, &mut session, &req, multi_thread).await;
                         state
                             .metrics
                             .record(index, started.elapsed(), reply.is_error());

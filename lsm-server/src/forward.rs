@@ -437,7 +437,7 @@ pub async fn forward_units(
                 for unit in &units[errors.len()..] {
                     let mut last = Reply::ok();
                     for req in unit {
-                        last = run_command(state, session, req, multi_thread).1;
+                        last = run_command(state, session, req, multi_thread).await.1;
                     }
                     last.encode(session.protocol, output);
                     errors.push(last.is_error());

@@ -151,6 +151,7 @@ impl Server {
             let opened = match open_replication(&state, &settings.0, settings.1.clone()) {
                 Ok(repl) => {
                     state.replication = Some(repl);
+                    state.locks = crate::state::KeyLocks::for_cluster();
                     joined.await
                 }
                 Err(e) => Err(e),

@@ -18,19 +18,29 @@ pub const KEY_LOCK_STRIPES: usize = 1024;
 ///
 /// Every command that writes takes the stripes of its keys (in index order, so two
 /// commands can never deadlock); plain reads take none: the engine makes each committed
-/// batch visible atomically. Guards are never held across an `.await`.
+/// batch visible atomically. Standalone, the command takes them itself and its guards
+/// are never held across an `.await`. In cluster mode the connection takes them
+/// ([`KeyLocks::lock_async`]) before executing the command and holds them until its
+/// write is applied, which takes a replication round trip; the command's own `lock`
+/// is then a no-op.
 #[derive(Debug)]
 pub struct KeyLocks {
     stripes: Vec<Mutex<()>>,
+    /// Cluster mode: the stripes the connection holds across the replication wait.
+    async_stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
             stripes: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            async_stripes: Vec::new(),
         }
     }
 }
+
+/// Stripes held by a connection across an `.await` (cluster mode); released on drop.
+pub type AsyncHeld = Vec<tokio::sync::OwnedMutexGuard<()>>;
 
 /// The stripes one command holds; released on drop.
 #[derive(Debug)]
@@ -46,8 +56,44 @@ impl KeyLocks {
         (xxhash_rust::xxh3::xxh3_64(key) % KEY_LOCK_STRIPES as u64) as usize
     }
 
-    /// Locks the stripes of all `keys`.
+    /// Key locks for cluster mode (see the type's documentation).
+    pub fn for_cluster() -> KeyLocks {
+        KeyLocks {
+            stripes: Vec::new(),
+            async_stripes: (0..KEY_LOCK_STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        }
+    }
+
+    /// Whether the connection takes the stripes ([`KeyLocks::lock_async`]).
+    pub fn is_async(&self) -> bool {
+        !self.async_stripes.is_empty()
+    }
+
+    /// The stripes of `keys`, sorted and without repeats.
+    pub fn stripes_of<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Vec<usize> {
+        let mut idx: Vec<usize> = keys.into_iter().map(Self::stripe).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx
+    }
+
+    /// Cluster mode: waits for and takes `stripes` (from [`KeyLocks::stripes_of`]).
+    pub async fn lock_async(&self, stripes: &[usize]) -> AsyncHeld {
+        let mut held = Vec::with_capacity(stripes.len());
+        for &i in stripes {
+            held.push(self.async_stripes[i].clone().lock_owned().await);
+        }
+        held
+    }
+
+    /// Locks the stripes of all `keys` (a no-op in cluster mode, where the connection
+    /// holds them already).
     pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Held<'_> {
+        if self.is_async() {
+            return Held::None;
+        }
         let mut keys = keys.into_iter();
         let Some(first) = keys.next() else {
             return Held::None;

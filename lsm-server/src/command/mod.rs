@@ -280,16 +280,19 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// Commits the writes as one batch. In cluster mode this blocks until the batch is
-    /// replicated as configured and applied here.
+    /// Commits the writes as one batch. In cluster mode the batch is appended to the
+    /// replicated log; it is applied once committed.
     pub fn commit(self) -> Result<(), Reply> {
         if self.batch.is_empty() {
             return Ok(());
         }
         match self.repl {
             Some(repl) => {
+                // The connection waits for the entry to be applied before answering
+                // (`replication::take_ticket`), holding the keys' stripes.
                 self.batch.validate().map_err(|e| engine_error(&e))?;
-                repl.propose(&self.batch)
+                repl.append(&self.batch)
+                    .map(|_| ())
                     .map_err(|e| Reply::err(e.to_string()))
             }
             None => self.db.write(self.batch).map_err(|e| engine_error(&e)),

@@ -120,6 +120,38 @@ struct ReplState {
     shutdown: bool,
 }
 
+/// A write appended to the log: its entry index and the role generation it was
+/// appended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub index: u64,
+    pub generation: u64,
+}
+
+thread_local! {
+    /// The ticket of the write the command running on this thread appended (see
+    /// [`take_ticket`]).
+    static TICKET: std::cell::Cell<Option<Ticket>> = const { std::cell::Cell::new(None) };
+}
+
+/// Takes the ticket of the last write appended on this thread since the previous call.
+/// The connection calls it right after executing a command (synchronously, so on the
+/// same thread) and waits for the ticket before answering.
+pub fn take_ticket() -> Option<Ticket> {
+    TICKET.with(std::cell::Cell::take)
+}
+
+fn set_ticket(t: Ticket) {
+    TICKET.with(|c| {
+        let keep = c
+            .get()
+            .is_some_and(|old| old.generation == t.generation && old.index > t.index);
+        if !keep {
+            c.set(Some(t));
+        }
+    });
+}
+
 /// Why a write was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -144,6 +176,8 @@ pub struct Replication {
     cv: Condvar,
     /// (last index, commit, generation), for the async streams.
     progress: watch::Sender<(u64, u64, u64)>,
+    /// (applied index, generation), for writers waiting to answer.
+    applied_tx: watch::Sender<(u64, u64)>,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -205,6 +239,7 @@ impl Replication {
         };
         // Entries after `applied` may or may not be committed: the leader will say.
         let (progress, _) = watch::channel((last.index, applied, 0));
+        let (applied_tx, _) = watch::channel((applied, 0));
         let repl = Arc::new(Replication {
             settings,
             engine,
@@ -224,6 +259,7 @@ impl Replication {
             }),
             cv: Condvar::new(),
             progress,
+            applied_tx,
             applier: Mutex::new(None),
         });
         let r = repl.clone();
@@ -326,6 +362,7 @@ impl Replication {
         st.announced.clear();
         st.link_up = false;
         self.publish(&st, last);
+        self.applied_tx.send_replace((st.applied, st.generation));
         self.cv.notify_all();
     }
 
@@ -341,60 +378,77 @@ impl Replication {
         }
     }
 
-    /// Replicates `batch` as the leader and returns once it is committed and applied
-    /// here (or, with [`Acks::Leader`], appended and applied here). Blocks the thread.
+    /// Appends `batch` to the log as the leader and returns its ticket; the caller
+    /// answers the client once [`Replication::wait`] says the entry is applied here
+    /// (committed by a majority, or with [`Acks::Leader`] appended here), and holds the
+    /// keys' stripes until then.
     ///
     /// # Errors
-    /// This node does not lead, too few followers are connected, leadership changed
-    /// while waiting (the outcome is then unknown), or the log or engine failed.
-    pub fn propose(&self, batch: &WriteBatch) -> Result<(), WriteError> {
-        let (index, generation) = {
-            let mut log = self.log.lock();
-            let (epoch, generation) = {
-                let st = self.st.lock();
-                let epoch = match &st.role {
-                    ReplRole::Leading { epoch } if st.serving => *epoch,
-                    ReplRole::Failed(r) => return Err(WriteError::Failed(r.clone())),
-                    other => return Err(WriteError::NotLeader(format!("{other:?}"))),
-                };
-                if self.settings.acks == Acks::Majority {
-                    let connected = st.followers.values().filter(|f| f.streaming).count();
-                    let needed = self.majority() - 1;
-                    if connected < needed {
-                        return Err(WriteError::NoReplicas { connected, needed });
-                    }
-                }
-                (epoch, st.generation)
+    /// This node does not lead, too few followers are connected, or the log failed.
+    pub fn append(&self, batch: &WriteBatch) -> Result<Ticket, WriteError> {
+        let mut log = self.log.lock();
+        let (epoch, generation) = {
+            let st = self.st.lock();
+            let epoch = match &st.role {
+                ReplRole::Leading { epoch } if st.serving => *epoch,
+                ReplRole::Failed(r) => return Err(WriteError::Failed(r.clone())),
+                other => return Err(WriteError::NotLeader(format!("{other:?}"))),
             };
-            let last = log.last();
-            let entry = Entry::new(
-                last.index + 1,
-                epoch,
-                Bytes::from(batch.to_bytes(last.seq + 1)),
-            )
-            .map_err(WriteError::Failed)?;
-            if let Err(e) = log.append(std::slice::from_ref(&entry)) {
-                drop(log);
-                self.fail(e.to_string());
-                return Err(WriteError::Failed(e.to_string()));
+            if self.settings.acks == Acks::Majority {
+                let connected = st.followers.values().filter(|f| f.streaming).count();
+                let needed = self.majority() - 1;
+                if connected < needed {
+                    return Err(WriteError::NoReplicas { connected, needed });
+                }
             }
-            let mut st = self.st.lock();
-            self.advance_commit(&log, &mut st);
-            self.publish(&st, entry.index);
-            (entry.index, generation)
+            (epoch, st.generation)
         };
+        let last = log.last();
+        let entry = Entry::new(
+            last.index + 1,
+            epoch,
+            Bytes::from(batch.to_bytes(last.seq + 1)),
+        )
+        .map_err(WriteError::Failed)?;
+        if let Err(e) = log.append(std::slice::from_ref(&entry)) {
+            drop(log);
+            self.fail(e.to_string());
+            return Err(WriteError::Failed(e.to_string()));
+        }
         let mut st = self.st.lock();
-        loop {
-            if st.generation != generation {
-                return Err(match &st.role {
-                    ReplRole::Failed(r) => WriteError::Failed(r.clone()),
-                    _ => WriteError::Lost,
-                });
+        self.advance_commit(&log, &mut st);
+        self.progress
+            .send_replace((entry.index, st.commit, st.generation));
+        let ticket = Ticket {
+            index: entry.index,
+            generation,
+        };
+        set_ticket(ticket);
+        Ok(ticket)
+    }
+
+    /// Waits until the ticket's entry is applied here.
+    ///
+    /// # Errors
+    /// Leadership changed first (the outcome is unknown), or replication failed.
+    pub async fn wait(&self, ticket: Ticket) -> Result<(), WriteError> {
+        let mut rx = self.applied_tx.subscribe();
+        let seen = rx
+            .wait_for(|&(applied, generation)| {
+                generation != ticket.generation || applied >= ticket.index
+            })
+            .await
+            .map(|v| *v);
+        match seen {
+            Ok((applied, generation))
+                if generation == ticket.generation && applied >= ticket.index =>
+            {
+                Ok(())
             }
-            if st.applied >= index {
-                return Ok(());
-            }
-            self.cv.wait(&mut st);
+            _ => Err(match self.failed() {
+                Some(r) => WriteError::Failed(r),
+                None => WriteError::Lost,
+            }),
         }
     }
 
@@ -494,6 +548,7 @@ impl Replication {
                 }
             };
             st.applied = last.index;
+            self.applied_tx.send_replace((st.applied, st.generation));
             drop(st);
             let retain = self.settings.retain_bytes;
             if let Err(e) = self.log.lock().release(last.index, retain) {
