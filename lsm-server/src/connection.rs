@@ -21,9 +21,9 @@ use crate::command::{
     execute, execute_write_group, forward_unit, groupable_write, lookup, needs_leader, Session,
     COMMANDS, MAX_WRITE_GROUP,
 };
-use crate::forward::{forward_units, place, LeaderLink, Placement};
+use crate::forward::{forward_units, leader_wait, place, LeaderLink, Placement};
 use crate::protocol::{parse_request, ParseLimits, ProtocolError, Reply, Request};
-use crate::state::{bump, KeyLocks, ServerState};
+use crate::state::{bump, AsyncHeld, KeyLocks, ServerState};
 
 /// Largest input buffer per connection (1 GiB, as Redis's default).
 pub const QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -68,26 +68,76 @@ pub(crate) async fn run_command(
     req: &Request,
     multi_thread: bool,
 ) -> (Option<usize>, Reply) {
-    let Some(repl) = state.replication.as_deref() else {
+    let Some(repl) = state.replication.as_ref() else {
         return run_command_now(state, session, req, multi_thread);
     };
-    let stripes = write_stripes(session, req);
-    let _held = state.locks.lock_async(&stripes).await;
+    let held = match hold_stripes(state, &write_stripes(session, req)).await {
+        Ok(held) => held,
+        Err(reply) => {
+            if req[0].eq_ignore_ascii_case(b"exec") {
+                // A refused EXEC ends the transaction, as an aborted one does.
+                session.multi = None;
+                session.multi_failed = false;
+            }
+            return (lookup(&req[0]), reply);
+        }
+    };
     crate::replication::take_ticket();
     let (index, reply) = run_command_now(state, session, req, multi_thread);
-    (index, settle(repl, vec![reply]).await.remove(0))
+    (
+        index,
+        settle(state, repl, vec![reply], held).await.remove(0),
+    )
 }
 
-/// Cluster mode: waits for the write the command(s) just executed on this thread
-/// appended, if any; on failure every reply that was not already an error becomes it.
-async fn settle(repl: &crate::replication::Replication, replies: Vec<Reply>) -> Vec<Reply> {
+/// Cluster mode: takes `stripes`, waiting at most `leader_wait_ms` (a write still
+/// waiting for replication holds them).
+async fn hold_stripes(state: &ServerState, stripes: &[usize]) -> Result<AsyncHeld, Reply> {
+    let limit = leader_wait(state);
+    tokio::time::timeout(limit, state.locks.lock_async(stripes))
+        .await
+        .map_err(|_| {
+            Reply::err(format!(
+                "TRYAGAIN the keys are held by a write still waiting for replication \
+                 (waited {} ms)",
+                limit.as_millis()
+            ))
+        })
+}
+
+/// Cluster mode: waits (at most `leader_wait_ms`) for the write the command(s) just
+/// executed on this thread appended, if any; on failure every reply that was not
+/// already an error becomes the error. After a timeout the stripes stay held until the
+/// entry is applied or leadership changes, so that no later command reads around it.
+async fn settle(
+    state: &ServerState,
+    repl: &Arc<crate::replication::Replication>,
+    replies: Vec<Reply>,
+    held: AsyncHeld,
+) -> Vec<Reply> {
     let Some(ticket) = crate::replication::take_ticket() else {
         return replies;
     };
-    match repl.wait(ticket).await {
+    let limit = leader_wait(state);
+    let outcome = match tokio::time::timeout(limit, repl.wait(ticket)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => {
+            let repl = repl.clone();
+            tokio::spawn(async move {
+                let _held = held;
+                let _ = repl.wait(ticket).await;
+            });
+            Err(format!(
+                "TIMEOUT the write was not acknowledged by a majority within {} ms; it may \
+                 or may not be applied",
+                limit.as_millis()
+            ))
+        }
+    };
+    match outcome {
         Ok(()) => replies,
         Err(e) => {
-            let err = Reply::err(e.to_string());
+            let err = Reply::err(e);
             replies
                 .into_iter()
                 .map(|r| if r.is_error() { r } else { err.clone() })
@@ -256,16 +306,24 @@ pub async fn handle(
                         } else {
                             Vec::new()
                         };
-                        let _held = state.locks.lock_async(&stripes).await;
-                        crate::replication::take_ticket();
-                        let mut replies = if multi_thread && state.config.sync {
-                            tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                        let held = if state.locks.is_async() {
+                            hold_stripes(&state, &stripes).await
                         } else {
-                            execute_write_group(&state, &group)
+                            Ok(Vec::new())
                         };
-                        if let Some(repl) = state.replication.as_deref() {
-                            replies = settle(repl, replies).await;
-                        }
+                        crate::replication::take_ticket();
+                        let run = || {
+                            if multi_thread && state.config.sync {
+                                tokio::task::block_in_place(|| execute_write_group(&state, &group))
+                            } else {
+                                execute_write_group(&state, &group)
+                            }
+                        };
+                        let replies = match (held, state.replication.as_ref()) {
+                            (Err(reply), _) => vec![reply; group.len()],
+                            (Ok(held), Some(repl)) => settle(&state, repl, run(), held).await,
+                            (Ok(_), None) => run(),
+                        };
                         let per_command = started.elapsed() / group.len() as u32;
                         for ((index, _), reply) in group.iter().zip(&replies) {
                             state

@@ -758,6 +758,60 @@ fn a_follower_behind_the_leaders_log_is_rebuilt_from_a_checkpoint() {
     assert!(data.iter().any(|(k, v)| k == b"after-rebuild" && v == b"2"));
 }
 
+#[test]
+fn a_write_without_a_majority_times_out_keeps_its_keys_and_applies_later() {
+    let (_one_at_a_time, _zk, _root, _cs, nodes) = standalone_cluster(&[]);
+    let (leader, _) = agreed_leader(&nodes.iter().collect::<Vec<_>>());
+    let followers: Vec<&Node> = (0..3).filter(|&i| i != leader).map(|i| &nodes[i]).collect();
+    set_until_ok(&nodes[leader], "pre", "1", Duration::from_secs(10));
+    // Frozen followers keep their connections, so the write is accepted, then waits.
+    for f in &followers {
+        f.process.signal("STOP");
+    }
+    let port = nodes[leader].port;
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let mut c = conn_to(port).unwrap();
+            redis::cmd("SET")
+                .arg("held")
+                .arg("v1")
+                .query::<String>(&mut c)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        // A conditional write of the same key must not read around the pending one.
+        let second = s.spawn(|| {
+            let mut c = conn_to(port).unwrap();
+            redis::cmd("SET")
+                .arg("held")
+                .arg("v2")
+                .arg("NX")
+                .query::<Option<String>>(&mut c)
+        });
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    for f in &followers {
+        f.process.signal("CONT");
+    }
+    let first = first.unwrap_err().to_string();
+    assert!(first.to_lowercase().contains("timeout"), "{first}");
+    let second = second.unwrap_err().to_string();
+    assert!(second.to_lowercase().contains("tryagain"), "{second}");
+    // Once the followers are back, the pending write commits and applies.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&nodes[leader], "held").as_deref() != Some("v1") {
+        assert!(Instant::now() < deadline, "the pending write never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nx: Option<String> = redis::cmd("SET")
+        .arg("held")
+        .arg("v3")
+        .arg("NX")
+        .query(&mut nodes[leader].conn())
+        .unwrap();
+    assert_eq!(nx, None, "NX after the pending write applied must fail");
+    converged(&nodes.iter().collect::<Vec<_>>());
+}
+
 /// Every key and value of the engine of the node data directory `dir` (the node must
 /// be stopped).
 fn engine_contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
