@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of scripts/cluster.sh with the debug binary: `up` starts ZooKeeper and
-# three nodes, a write through one node is read through the others, `status` names one
-# leader, `down` stops everything it started (no process of it is left).
+# three nodes, a write through one node is read through the others, the leader reports
+# two followers, the write survives kill -9 of the leader, `status` names one leader,
+# `down` stops everything it started (no process of it is left).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,29 @@ expect "cluster.sh up: 3 nodes, one master" 1 "$(grep -c ' master ' "$work/up.lo
 expect "set through node 2" OK "$(redis-cli -p $((base + 1)) set e2e cluster)"
 expect "get through node 3" cluster "$(redis-cli -p $((base + 2)) get e2e)"
 expect "get through node 1" cluster "$(redis-cli -p "$base" get e2e)"
+
+# Replication: the leader reports two followers online; after kill -9 of the leader,
+# the data is still there through the survivors.
+info() { redis-cli -p "$1" info replication | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
+leader_port=""
+for i in 0 1 2; do
+    if [ "$(info $((base + i)) role)" = master ]; then leader_port=$((base + i)); leader_node=n$((i + 1)); fi
+done
+for _ in $(seq 1 100); do
+    [ "$(info "$leader_port" connected_slaves)" = 2 ] && break
+    sleep 0.1
+done
+expect "leader reports 2 followers online" 2 "$(info "$leader_port" connected_slaves)"
+kill -9 "$(cat "$CLUSTER_DIR/$leader_node.pid")"
+survivor=$base
+[ "$survivor" = "$leader_port" ] && survivor=$((base + 1))
+got=""
+for _ in $(seq 1 150); do
+    got=$(redis-cli -p "$survivor" get e2e 2>/dev/null || true)
+    [ "$got" = cluster ] && break
+    sleep 0.1
+done
+expect "after kill -9 of the leader, the write is read through a survivor" cluster "$got"
 pids=$(cat "$CLUSTER_DIR"/*.pid "$CLUSTER_DIR"/zk/pid)
 scripts/cluster.sh down >/dev/null
 left=0
