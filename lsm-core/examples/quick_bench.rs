@@ -1,6 +1,6 @@
 //! A quick single-threaded measurement: N random puts (16-byte keys, 100-byte values,
-//! default options: WAL written per write, no fsync), then N random gets of existing keys
-//! and N gets of missing keys. Not the benchmark harness (that lives in `benches/`); a
+//! default options: WAL written per write, no fsync), then N random gets of existing keys,
+//! N gets of missing keys, and a full scan after a flush. Not the benchmark harness (that lives in `benches/`); a
 //! smoke number for development.
 //!
 //! `cargo run --release -p lsm-core --example quick_bench -- [N] [DIR]`
@@ -54,10 +54,21 @@ fn main() -> lsm_core::Result<()> {
         assert!(db.get(key(i))?.is_none());
     }
     let miss_s = t.elapsed().as_secs_f64();
+    // The scan reads tables, as after a restart.
+    db.flush()?;
+    let t = Instant::now();
+    let mut scanned = 0u64;
+    for item in db.iter() {
+        let (k, v) = item?;
+        scanned += (k.len() + v.len()) as u64 / 116;
+    }
+    assert_eq!(scanned, n);
+    let scan_s = t.elapsed().as_secs_f64();
     let s = db.stats();
     println!("{n} random puts:  {:>9.0} ops/s", n as f64 / put_s);
     println!("{n} random gets:  {:>9.0} ops/s", n as f64 / get_s);
     println!("{n} missing gets: {:>9.0} ops/s", n as f64 / miss_s);
+    println!("full scan:        {:>9.0} entries/s", n as f64 / scan_s);
     println!(
         "flushes {}, compactions {}, trivial moves {}, stalls {}, files per level {:?}",
         s.flushes,

@@ -21,9 +21,10 @@ pub struct Iter {
     merged: MergeIter,
     seq: SeqNo,
     upper: Bound<Vec<u8>>,
-    /// The user key of the last entry returned or skipped; older versions of it are
-    /// skipped.
-    last_key: Option<Vec<u8>>,
+    /// The user key of the last entry returned or skipped (valid when `has_last`); older
+    /// versions of it are skipped. The buffer is reused from entry to entry.
+    last_key: Vec<u8>,
+    has_last: bool,
     advance: bool,
     pending_error: Option<Error>,
     done: bool,
@@ -55,7 +56,8 @@ impl Iter {
             merged: MergeIter::new(children),
             seq: seq.min(MAX_SEQNO),
             upper,
-            last_key: None,
+            last_key: Vec::new(),
+            has_last: false,
             advance: false,
             pending_error: None,
             done: false,
@@ -68,7 +70,8 @@ impl Iter {
         };
         encode_internal(&mut target, start, seek_trailer(MAX_SEQNO));
         if let Bound::Excluded(k) = lower {
-            it.last_key = Some(k);
+            it.last_key = k;
+            it.has_last = true;
         }
         if let Err(e) = it.merged.seek(&target) {
             it.pending_error = Some(e);
@@ -110,12 +113,14 @@ impl Iter {
             if self.past_upper(key) {
                 return Ok(None);
             }
-            let skip = trailer_seq(trailer) > self.seq || self.last_key.as_deref() == Some(key);
+            let skip = trailer_seq(trailer) > self.seq || (self.has_last && self.last_key == key);
             if skip {
                 self.merged.next()?;
                 continue;
             }
-            self.last_key = Some(key.to_vec());
+            self.last_key.clear();
+            self.last_key.extend_from_slice(key);
+            self.has_last = true;
             if trailer_kind(trailer) != Some(Kind::Value) {
                 self.merged.next()?;
                 continue;

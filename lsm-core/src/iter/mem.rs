@@ -36,10 +36,10 @@ impl MemIter {
     }
 
     fn refill(&mut self, from: Bound<&MemKey>) {
-        let mut next = Vec::with_capacity(CHUNK_ENTRIES);
-        self.mem.fill(from, CHUNK_ENTRIES, &mut next);
-        self.exhausted = next.len() < CHUNK_ENTRIES;
-        self.buf = next;
+        // The buffer is reused: one allocation per iterator, not per chunk.
+        self.buf.clear();
+        self.mem.fill(from, CHUNK_ENTRIES, &mut self.buf);
+        self.exhausted = self.buf.len() < CHUNK_ENTRIES;
         self.pos = 0;
         self.encode_current();
     }
