@@ -394,7 +394,9 @@ pub fn log_fetch(repl: &Replication, req: &Request) -> Reply {
 /// cut below what the engine has applied cannot be done (its data would have to be
 /// rebuilt), which fails replication.
 fn cut_back(repl: &Replication, epoch: u64, index: u64) -> Result<(), String> {
-    let applied = repl.applied_index();
+    // Entries a leader said were committed may be being applied right now: never cut
+    // below them (the commit index is at least the applied one).
+    let applied = repl.commit_index();
     let mut log = repl.log.lock();
     let cut = log.cut_point(epoch, index).ok_or_else(|| {
         format!(
@@ -410,8 +412,9 @@ fn cut_back(repl: &Replication, epoch: u64, index: u64) -> Result<(), String> {
     }
     if cut < applied {
         return Err(format!(
-            "this node applied entries up to {applied} that the leader does not have (it has \
-             entries only up to {cut} in common); its data must be rebuilt"
+            "this node applied (or was told committed) entries up to {applied} that the \
+             leader does not have (it has entries only up to {cut} in common); its data \
+             must be rebuilt"
         ));
     }
     tracing::warn!(
