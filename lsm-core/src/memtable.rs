@@ -11,7 +11,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
+use crossbeam_epoch as epoch;
+use crossbeam_skiplist::SkipList;
 
 use crate::types::{seek_trailer, trailer, trailer_kind, Kind, SeqNo};
 
@@ -145,18 +146,29 @@ pub(crate) enum Lookup {
     Deleted,
 }
 
-/// One memtable.
-#[derive(Debug)]
+/// One memtable: a lock-free skip list (crossbeam's base `SkipList`, used with an
+/// epoch guard per operation, so lookups and scans take no per-entry reference count as
+/// `SkipMap`'s entries do).
 pub(crate) struct Memtable {
-    map: SkipMap<MemKey, Bytes>,
+    map: SkipList<MemKey, Bytes>,
     approx_bytes: AtomicUsize,
     wal_number: u64,
+}
+
+impl std::fmt::Debug for Memtable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memtable")
+            .field("entries", &self.map.len())
+            .field("approx_bytes", &self.approx_bytes())
+            .field("wal_number", &self.wal_number)
+            .finish()
+    }
 }
 
 impl Memtable {
     pub(crate) fn new(wal_number: u64) -> Self {
         Memtable {
-            map: SkipMap::new(),
+            map: SkipList::new(epoch::default_collector().clone()),
             approx_bytes: AtomicUsize::new(0),
             wal_number,
         }
@@ -173,13 +185,17 @@ impl Memtable {
 
     pub(crate) fn insert_key(&self, key: UserKey, seq: SeqNo, kind: Kind, value: Bytes) {
         let size = key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
-        self.map.insert(
-            MemKey {
-                key,
-                rev_trailer: Reverse(trailer(seq, kind)),
-            },
-            value,
-        );
+        let guard = &epoch::pin();
+        self.map
+            .insert(
+                MemKey {
+                    key,
+                    rev_trailer: Reverse(trailer(seq, kind)),
+                },
+                value,
+                guard,
+            )
+            .release(guard);
         self.approx_bytes.fetch_add(size, Ordering::Relaxed);
     }
 
@@ -197,7 +213,8 @@ impl Memtable {
             key: UserKey::from_slice(key),
             rev_trailer: Reverse(seek_trailer(seq)),
         };
-        let entry = self.map.lower_bound(Bound::Included(&probe))?;
+        let guard = &epoch::pin();
+        let entry = self.map.lower_bound(Bound::Included(&probe), guard)?;
         if &*entry.key().key != key {
             return None;
         }
@@ -209,7 +226,8 @@ impl Memtable {
 
     /// Copies up to `max` entries at or after `from` into `out`, in internal order.
     pub(crate) fn fill(&self, from: Bound<&MemKey>, max: usize, out: &mut Vec<(MemKey, Bytes)>) {
-        for e in self.map.range((from, Bound::Unbounded)).take(max) {
+        let guard = &epoch::pin();
+        for e in self.map.range((from, Bound::Unbounded), guard).take(max) {
             out.push((e.key().clone(), e.value().clone()));
         }
     }
