@@ -431,32 +431,45 @@ fn three_nodes_agree_forward_and_hand_over() {
     nodes.clear();
 }
 
-/// Writes `w<t>-<i>` through the node on `port` (a fresh connection after each error)
-/// until `stop` or 100 000 writes; returns the keys whose SET was acknowledged.
-fn write_until(port: u16, t: usize, stop: &std::sync::atomic::AtomicBool) -> Vec<String> {
-    use std::sync::atomic::Ordering;
-    let mut acked = Vec::new();
+/// Runs `op(n, connection)` for n = 0, 1, ... through the node on `port` until `stop` or
+/// `limit` calls, reconnecting (after a 20 ms pause) whenever `op` reports a failure.
+fn client_loop(
+    port: u16,
+    limit: u64,
+    stop: &std::sync::atomic::AtomicBool,
+    mut op: impl FnMut(u64, &mut redis::Connection) -> bool,
+) {
     let mut conn = None;
-    for i in 0..100_000 {
-        if stop.load(Ordering::Relaxed) {
+    for n in 0..limit {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
         if conn.is_none() {
             conn = conn_to(port);
         }
-        let Some(c) = conn.as_mut() else {
+        if !conn.as_mut().is_some_and(|c| op(n, c)) {
+            conn = None;
             std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let key = format!("w{t}-{i}");
-        match redis::cmd("SET").arg(&key).arg(i).query::<String>(c) {
-            Ok(_) => acked.push(key),
-            Err(_) => {
-                conn = None;
-                std::thread::sleep(Duration::from_millis(20));
-            }
         }
     }
+}
+
+/// Writes `w<t>-<i>` through the node on `port` until `stop` or 100 000 writes; returns
+/// the keys whose SET was acknowledged.
+fn write_until(port: u16, t: usize, stop: &std::sync::atomic::AtomicBool) -> Vec<String> {
+    let mut acked = Vec::new();
+    client_loop(port, 100_000, stop, |i, c| {
+        let key = format!("w{t}-{i}");
+        let ok = redis::cmd("SET")
+            .arg(&key)
+            .arg(i)
+            .query::<String>(c)
+            .is_ok();
+        if ok {
+            acked.push(key);
+        }
+        ok
+    });
     acked
 }
 
@@ -596,33 +609,24 @@ fn record_history(
     stop: &std::sync::atomic::AtomicBool,
 ) -> Vec<(String, lsm_testkit::linearizability::Op)> {
     use lsm_testkit::linearizability::{Kind, Op};
-    use std::sync::atomic::Ordering;
     let mut history = Vec::new();
-    let mut conn = None;
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ client as u64;
-    for n in 0..20_000 {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if conn.is_none() {
-            conn = conn_to(port);
-        }
-        let Some(c) = conn.as_mut() else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
+    let now = || epoch.elapsed().as_nanos() as u64;
+    client_loop(port, 20_000, stop, |n, c| {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let key = format!("lin{}", rng % 3);
-        let call = epoch.elapsed().as_nanos() as u64;
+        let call = now();
         if rng >> 32 & 1 == 0 {
             let value = format!("c{client}-{n}");
-            let r = redis::cmd("SET").arg(&key).arg(&value).query::<String>(c);
-            let ret = r.is_ok().then(|| epoch.elapsed().as_nanos() as u64);
-            if r.is_err() {
-                conn = None;
-            }
+            let ok = redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .query::<String>(c)
+                .is_ok();
+            // A write that failed may still take effect: its outcome is unknown.
+            let ret = ok.then(now);
             history.push((
                 key,
                 Op {
@@ -631,10 +635,11 @@ fn record_history(
                     kind: Kind::Write(value),
                 },
             ));
+            ok
         } else {
             match redis::cmd("GET").arg(&key).query::<Option<String>>(c) {
                 Ok(v) => {
-                    let ret = Some(epoch.elapsed().as_nanos() as u64);
+                    let ret = Some(now());
                     history.push((
                         key,
                         Op {
@@ -643,12 +648,13 @@ fn record_history(
                             kind: Kind::Read(v),
                         },
                     ));
+                    true
                 }
                 // A failed read has no effect: it is left out.
-                Err(_) => conn = None,
+                Err(_) => false,
             }
         }
-    }
+    });
     history
 }
 
