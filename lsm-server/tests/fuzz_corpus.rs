@@ -21,18 +21,7 @@ const TARGETS: &[(&str, Entry)] = &[
 #[test]
 fn committed_corpora_and_regressions_replay_cleanly() {
     for (target, entry) in TARGETS {
-        let dir = fuzz_dir().join("corpus").join(target);
-        let seeds: Vec<_> = lsm_testkit::corpus_inputs(&dir)
-            .into_iter()
-            .filter(|(p, _)| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
-            })
-            .collect();
-        assert!(
-            !seeds.is_empty(),
-            "no committed seeds for fuzz target {target}"
-        );
+        let seeds = lsm_testkit::seed_inputs(&fuzz_dir(), target);
         for (path, bytes) in &seeds {
             match entry(bytes) {
                 Ok(n) => assert!(n > 0, "{target}: seed {} yields nothing", path.display()),

@@ -30,3 +30,20 @@ pub fn corpus_inputs(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)
     out.sort();
     out
 }
+
+/// The committed seeds (`seed-*` files) of the fuzz corpus directory of `target` under
+/// `fuzz_dir`; panics when there are none (a target must keep its seeds).
+pub fn seed_inputs(fuzz_dir: &std::path::Path, target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let seeds: Vec<_> = corpus_inputs(&fuzz_dir.join("corpus").join(target))
+        .into_iter()
+        .filter(|(p, _)| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        })
+        .collect();
+    assert!(
+        !seeds.is_empty(),
+        "no committed seeds for fuzz target {target}"
+    );
+    seeds
+}
