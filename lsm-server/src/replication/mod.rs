@@ -18,7 +18,7 @@ pub mod stream;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use lsm_core::{Db, WriteBatch};
@@ -588,23 +588,6 @@ impl Replication {
             })?;
         }
         Ok(())
-    }
-
-    /// Waits (blocking) until entries up to `index` are applied or the generation ends.
-    fn wait_applied(&self, index: u64, generation: u64, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut st = self.st.lock();
-        loop {
-            if st.generation != generation || st.shutdown {
-                return false;
-            }
-            if st.applied >= index {
-                return true;
-            }
-            if self.cv.wait_until(&mut st, deadline).timed_out() {
-                return st.applied >= index && st.generation == generation;
-            }
-        }
     }
 
     /// Puts in force the engine copy in `dir` (complete and durable), made by the leader

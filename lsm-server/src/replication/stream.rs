@@ -869,20 +869,15 @@ async fn lead(repl: Arc<Replication>, epoch: u64, password: Option<String>) {
         index = noop,
         "log complete; waiting for the epoch's first entry to commit"
     );
-    loop {
-        let r = repl.clone();
-        let applied =
-            tokio::task::spawn_blocking(move || r.wait_applied(noop, generation, HEARTBEAT))
-                .await
-                .unwrap_or(false);
+    let ticket = super::Ticket {
+        index: noop,
+        generation,
+    };
+    if repl.wait(ticket).await.is_ok() {
         let mut st = repl.st.lock();
-        if st.generation != generation {
-            return;
-        }
-        if applied {
+        if st.generation == generation {
             st.serving = true;
             tracing::info!(epoch, index = noop, "serving as leader");
-            return;
         }
     }
 }
