@@ -108,13 +108,17 @@ impl Node {
     /// Stops the node with SIGTERM (it must exit cleanly) and starts it again on the
     /// same port and data directory.
     fn restart(&mut self, zk: &str, session_ms: u64) {
-        self.process.signal("TERM");
-        let status = self
-            .process
-            .wait_exit(Duration::from_secs(20))
-            .expect("node did not exit");
+        let status = self.stop();
         assert!(status.success(), "{}", self.log_text());
         self.start_again(zk, session_ms);
+    }
+
+    /// Stops the node with SIGTERM; it must exit within 20 s.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        self.process.signal("TERM");
+        self.process
+            .wait_exit(Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{} did not exit", self.id))
     }
 
     /// Starts the (stopped) node again on the same port and data directory.
@@ -712,11 +716,7 @@ fn a_follower_behind_the_leaders_log_is_rebuilt_from_a_checkpoint() {
     let down = (leader + 1) % 3;
     set_until_ok(&nodes[leader], "early", "1", Duration::from_secs(10));
     converged(&nodes.iter().collect::<Vec<_>>());
-    nodes[down].process.signal("TERM");
-    nodes[down]
-        .process
-        .wait_exit(Duration::from_secs(20))
-        .expect("follower did not exit");
+    nodes[down].stop();
     // About 20 MiB of writes while it is down: the leader releases the log it missed.
     let value = "x".repeat(1000);
     let mut c = nodes[leader].conn();
@@ -753,11 +753,7 @@ fn a_follower_behind_the_leaders_log_is_rebuilt_from_a_checkpoint() {
     converged(&all);
     assert_eq!(nodes[down].info("replication")["repl_state"], "following");
     // Its engine (the copy ENGINE names) holds the data.
-    nodes[down].process.signal("TERM");
-    nodes[down]
-        .process
-        .wait_exit(Duration::from_secs(20))
-        .expect("follower did not exit");
+    nodes[down].stop();
     let data = engine_contents(&nodes[down].dir);
     assert_eq!(data.len(), 20_000 + 2, "keys in the rebuilt engine");
     assert!(data.iter().any(|(k, v)| k == b"early" && v == b"1"));
@@ -855,11 +851,7 @@ fn with_leader_only_acks_a_returning_old_leader_converges_to_the_new_ones_data()
     set_until_ok(&nodes[leader], "after-return", "1", Duration::from_secs(10));
     converged(&all);
     for i in [leader, new] {
-        nodes[i].process.signal("TERM");
-        nodes[i]
-            .process
-            .wait_exit(Duration::from_secs(20))
-            .expect("node did not exit");
+        nodes[i].stop();
     }
     let (old_data, new_data) = (
         engine_contents(&nodes[leader].dir),
@@ -936,11 +928,7 @@ fn a_paused_leader_is_fenced_when_it_resumes_and_converges() {
     assert_eq!(nodes[old].info("replication")["repl_state"], "following");
     // Its own engine holds exactly the new leader's data.
     for i in [old, new] {
-        nodes[i].process.signal("TERM");
-        nodes[i]
-            .process
-            .wait_exit(Duration::from_secs(20))
-            .expect("node did not exit");
+        nodes[i].stop();
     }
     let (old_data, new_data) = (
         engine_contents(&nodes[old].dir),
