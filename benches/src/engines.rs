@@ -23,6 +23,31 @@ pub trait Engine: Send + Sync {
     fn close(&self) -> Result<(), BoxError>;
 }
 
+/// What a read of entries looked at: every engine's scans hand each entry here, so each
+/// pays for reaching the bytes of every key and value (the last byte of each is read), not
+/// only for stepping.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub count: usize,
+    checksum: u64,
+}
+
+impl Seen {
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.count += 1;
+        let last = |s: &[u8]| s.last().copied().unwrap_or(0) as u64;
+        self.checksum = self
+            .checksum
+            .wrapping_add((key.len() + value.len()) as u64 + last(key) + last(value));
+    }
+
+    /// The count; the checksum goes to `black_box` so the reads cannot be optimized away.
+    pub fn finish(self) -> usize {
+        std::hint::black_box(self.checksum);
+        self.count
+    }
+}
+
 /// Engine names accepted on the command line.
 pub fn available() -> Vec<&'static str> {
     let mut v = vec!["lsm", "fjall"];
@@ -70,20 +95,23 @@ impl Engine for Lsm {
         Ok(self.0.delete(key)?)
     }
     fn seek_next(&self, start: &[u8], n: usize) -> Result<usize, BoxError> {
-        let mut count = 0;
-        for item in self.0.range(start..).take(n) {
-            item?;
-            count += 1;
+        let mut it = self.0.range(start..);
+        let mut seen = Seen::default();
+        while seen.count < n {
+            let Some(entry) = it.next_ref() else { break };
+            let (k, v) = entry?;
+            seen.add(k, v);
         }
-        Ok(count)
+        Ok(seen.finish())
     }
     fn scan_all(&self) -> Result<usize, BoxError> {
-        let mut count = 0;
-        for item in self.0.iter() {
-            item?;
-            count += 1;
+        let mut it = self.0.iter();
+        let mut seen = Seen::default();
+        while let Some(entry) = it.next_ref() {
+            let (k, v) = entry?;
+            seen.add(k, v);
         }
-        Ok(count)
+        Ok(seen.finish())
     }
     fn close(&self) -> Result<(), BoxError> {
         // Closing any handle closes the engine for all of them.
@@ -127,20 +155,20 @@ impl Engine for Fjall {
         self.persist()
     }
     fn seek_next(&self, start: &[u8], n: usize) -> Result<usize, BoxError> {
-        let mut count = 0;
+        let mut seen = Seen::default();
         for item in self.ks.range(start..).take(n) {
-            item.into_inner()?;
-            count += 1;
+            let (k, v) = item.into_inner()?;
+            seen.add(&k, &v);
         }
-        Ok(count)
+        Ok(seen.finish())
     }
     fn scan_all(&self) -> Result<usize, BoxError> {
-        let mut count = 0;
+        let mut seen = Seen::default();
         for item in self.ks.iter() {
-            item.into_inner()?;
-            count += 1;
+            let (k, v) = item.into_inner()?;
+            seen.add(&k, &v);
         }
-        Ok(count)
+        Ok(seen.finish())
     }
     fn close(&self) -> Result<(), BoxError> {
         self.db.persist(fjall::PersistMode::SyncAll)?;
@@ -150,7 +178,7 @@ impl Engine for Fjall {
 
 #[cfg(feature = "rocksdb")]
 mod rocks {
-    use super::{BoxError, Engine, PEER_CACHE_BYTES};
+    use super::{BoxError, Engine, Seen, PEER_CACHE_BYTES};
     use std::path::Path;
 
     pub struct Rocks {
@@ -176,6 +204,21 @@ mod rocks {
         }
     }
 
+    impl Rocks {
+        /// Reads up to `n` entries from the iterator's position, borrowing each (RocksDB's
+        /// own db_bench reads iterators this way).
+        fn walk(mut it: rocksdb::DBRawIterator<'_>, n: usize) -> Result<usize, BoxError> {
+            let mut seen = Seen::default();
+            while seen.count < n {
+                let Some((k, v)) = it.item() else { break };
+                seen.add(k, v);
+                it.next();
+            }
+            it.status()?;
+            Ok(seen.finish())
+        }
+    }
+
     impl Engine for Rocks {
         fn put(&self, key: &[u8], value: &[u8]) -> Result<(), BoxError> {
             Ok(self.db.put_opt(key, value, &self.write)?)
@@ -187,24 +230,14 @@ mod rocks {
             Ok(self.db.delete_opt(key, &self.write)?)
         }
         fn seek_next(&self, start: &[u8], n: usize) -> Result<usize, BoxError> {
-            let mut count = 0;
-            let it = self.db.iterator(rocksdb::IteratorMode::From(
-                start,
-                rocksdb::Direction::Forward,
-            ));
-            for item in it.take(n) {
-                item?;
-                count += 1;
-            }
-            Ok(count)
+            let mut it = self.db.raw_iterator();
+            it.seek(start);
+            Self::walk(it, n)
         }
         fn scan_all(&self) -> Result<usize, BoxError> {
-            let mut count = 0;
-            for item in self.db.iterator(rocksdb::IteratorMode::Start) {
-                item?;
-                count += 1;
-            }
-            Ok(count)
+            let mut it = self.db.raw_iterator();
+            it.seek_to_first();
+            Self::walk(it, usize::MAX)
         }
         fn close(&self) -> Result<(), BoxError> {
             Ok(self.db.flush_wal(true)?)

@@ -110,13 +110,17 @@ fn run(ops: Vec<Op>, background: bool) -> Result<(), TestCaseError> {
                     .range(lo.clone()..hi.clone())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                prop_assert_eq!(got, want, "step {}: range", step);
+                prop_assert_eq!(&got, &want, "step {}: range", step);
+                let lent = common::collect_ref(db.range(lo.as_slice()..hi.as_slice()));
+                prop_assert_eq!(lent, want, "step {}: range by next_ref", step);
             }
             Op::TakeSnapshot => snapshot = Some((db.snapshot(), model.clone())),
             Op::CheckSnapshot => {
                 if let Some((snap, frozen)) = &snapshot {
                     let got: Model = common::collect(snap.iter()).into_iter().collect();
                     prop_assert_eq!(&got, frozen, "step {}: snapshot scan", step);
+                    let lent: Model = common::collect_ref(snap.iter()).into_iter().collect();
+                    prop_assert_eq!(&lent, frozen, "step {}: snapshot scan by next_ref", step);
                     for k in [0u8, 7, 31] {
                         let got = snap.get(key(k)).unwrap().map(|v| v.to_vec());
                         prop_assert_eq!(got.as_ref(), frozen.get(&key(k)));

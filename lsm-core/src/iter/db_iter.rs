@@ -16,6 +16,10 @@ use crate::version::SuperVersion;
 /// A point-in-time iterator over user entries in key order, yielding `(key, value)` pairs
 /// as [`Bytes`] (they deref to `[u8]`). Writes made after the iterator was created are
 /// not seen. An I/O or corruption error is yielded once, then the iterator ends.
+///
+/// [`Iter::next_ref`] is the same walk without copies: it lends the key and value until
+/// the next call, for callers that only look at each entry (a scan that sums, encodes or
+/// filters) and so need not pay for an owned key per entry.
 #[derive(Debug)]
 pub struct Iter {
     merged: MergeIter,
@@ -93,14 +97,16 @@ impl Iter {
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+    /// Moves to the next visible entry: `true` with its user key in `last_key` and the
+    /// merged iterator on it, `false` at the end.
+    fn step(&mut self) -> Result<bool> {
         if self.advance {
             self.advance = false;
             self.merged.next()?;
         }
         loop {
             if !self.merged.valid() {
-                return Ok(None);
+                return Ok(false);
             }
             let ikey = self.merged.key();
             let Some((key, trailer)) = split_internal(ikey) else {
@@ -111,7 +117,7 @@ impl Iter {
                 ));
             };
             if self.past_upper(key) {
-                return Ok(None);
+                return Ok(false);
             }
             let skip = trailer_seq(trailer) > self.seq || (self.has_last && self.last_key == key);
             if skip {
@@ -125,17 +131,13 @@ impl Iter {
                 self.merged.next()?;
                 continue;
             }
-            let out = (Bytes::copy_from_slice(key), self.merged.value());
             self.advance = true;
-            return Ok(Some(out));
+            return Ok(true);
         }
     }
-}
 
-impl Iterator for Iter {
-    type Item = Result<(Bytes, Bytes)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Positions on the next entry: `None` once ended, `Some(Err)` once on an error.
+    fn advance_entry(&mut self) -> Option<Result<()>> {
         if self.done {
             return None;
         }
@@ -144,8 +146,8 @@ impl Iterator for Iter {
             return Some(Err(e));
         }
         match self.step() {
-            Ok(Some(item)) => Some(Ok(item)),
-            Ok(None) => {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => {
                 self.done = true;
                 None
             }
@@ -154,6 +156,45 @@ impl Iterator for Iter {
                 Some(Err(e))
             }
         }
+    }
+
+    /// The next entry, lent until the next call: like [`Iterator::next`] but without
+    /// copying the key or taking a reference on the value (values read from a table are
+    /// slices of its memory map). Mixing the two kinds of calls is fine; each moves one
+    /// entry on.
+    ///
+    /// ```
+    /// # fn main() -> lsm_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = lsm_core::Db::open(dir.path(), lsm_core::Options::default())?;
+    /// db.put("a", "1")?;
+    /// db.put("b", "22")?;
+    /// let mut it = db.iter();
+    /// let mut bytes = 0;
+    /// while let Some(entry) = it.next_ref() {
+    ///     let (key, value) = entry?;
+    ///     bytes += key.len() + value.len();
+    /// }
+    /// assert_eq!(bytes, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        Some(match self.advance_entry()? {
+            Ok(()) => Ok((&self.last_key, self.merged.value_slice())),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.advance_entry()? {
+            Ok(()) => Ok((Bytes::copy_from_slice(&self.last_key), self.merged.value())),
+            Err(e) => Err(e),
+        })
     }
 }
 

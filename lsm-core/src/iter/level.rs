@@ -63,6 +63,10 @@ impl InternalIter for LevelIter {
             .unwrap_or_default()
     }
 
+    fn value_slice(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], TableIter::value_slice)
+    }
+
     fn next(&mut self) -> Result<()> {
         if let Some(c) = self.current.as_mut() {
             c.next()?;

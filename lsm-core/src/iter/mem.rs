@@ -12,13 +12,19 @@ use crate::error::Result;
 use crate::memtable::{MemKey, Memtable, UserKey};
 use crate::types::{encode_internal, split_internal};
 
-/// Entries copied from the skip list per refill.
-const CHUNK_ENTRIES: usize = 128;
+/// Entries copied by the first refill after a seek: a short range read (seek, then a few
+/// `next`s, with most entries coming from other sources) copies little.
+const FIRST_CHUNK: usize = 8;
+/// Each further refill copies twice as many, up to this many: a long scan pays one skip
+/// list search per this many entries.
+const MAX_CHUNK: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct MemIter {
     mem: Arc<Memtable>,
     buf: Vec<(MemKey, Bytes)>,
+    /// Entries the next refill asks for.
+    chunk: usize,
     pos: usize,
     key: Vec<u8>,
     exhausted: bool,
@@ -29,6 +35,7 @@ impl MemIter {
         MemIter {
             mem,
             buf: Vec::new(),
+            chunk: FIRST_CHUNK,
             pos: 0,
             key: Vec::new(),
             exhausted: true,
@@ -38,8 +45,9 @@ impl MemIter {
     fn refill(&mut self, from: Bound<&MemKey>) {
         // The buffer is reused: one allocation per iterator, not per chunk.
         self.buf.clear();
-        self.mem.fill(from, CHUNK_ENTRIES, &mut self.buf);
-        self.exhausted = self.buf.len() < CHUNK_ENTRIES;
+        self.mem.fill(from, self.chunk, &mut self.buf);
+        self.exhausted = self.buf.len() < self.chunk;
+        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
         self.pos = 0;
         self.encode_current();
     }
@@ -65,6 +73,10 @@ impl InternalIter for MemIter {
         self.buf[self.pos].1.clone()
     }
 
+    fn value_slice(&self) -> &[u8] {
+        &self.buf[self.pos].1
+    }
+
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
         if self.pos >= self.buf.len() && !self.exhausted {
@@ -83,6 +95,7 @@ impl InternalIter for MemIter {
             key: UserKey::from_slice(k),
             rev_trailer: Reverse(t),
         };
+        self.chunk = FIRST_CHUNK;
         self.refill(Bound::Included(&probe));
         Ok(())
     }

@@ -79,6 +79,10 @@ impl InternalIter for MergeIter {
             .unwrap_or_default()
     }
 
+    fn value_slice(&self) -> &[u8] {
+        self.current.map_or(&[], |i| self.children[i].value_slice())
+    }
+
     fn next(&mut self) -> Result<()> {
         if let Some(i) = self.current {
             self.children[i].next()?;
@@ -122,6 +126,9 @@ mod tests {
         }
         fn value(&self) -> Bytes {
             self.items[self.pos].1.clone()
+        }
+        fn value_slice(&self) -> &[u8] {
+            &self.items[self.pos].1
         }
         fn next(&mut self) -> Result<()> {
             self.pos += 1;

@@ -28,6 +28,9 @@ pub(crate) trait InternalIter: Send + std::fmt::Debug {
     /// The current encoded internal key; only meaningful when `valid()`.
     fn key(&self) -> &[u8];
     fn value(&self) -> Bytes;
+    /// The current value, borrowed (no reference count taken); only meaningful when
+    /// `valid()`.
+    fn value_slice(&self) -> &[u8];
     fn next(&mut self) -> Result<()>;
     /// Positions at the first entry `>= target`.
     fn seek(&mut self, target: &[u8]) -> Result<()>;

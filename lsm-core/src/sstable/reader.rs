@@ -325,6 +325,10 @@ impl TableIter {
         self.block.as_ref().map_or(&[], |b| b.key())
     }
 
+    pub(crate) fn value_slice(&self) -> &[u8] {
+        self.block.as_ref().map_or(&[], BlockIter::value_slice)
+    }
+
     pub(crate) fn value(&self) -> Bytes {
         self.block
             .as_ref()

@@ -165,6 +165,31 @@ pub fn collect(it: lsm_core::Iter) -> Vec<(Vec<u8>, Vec<u8>)> {
     .collect()
 }
 
+/// Like [`collect`], but walks with [`lsm_core::Iter::next_ref`], switching to
+/// [`Iterator::next`] on every third entry (the two may be mixed).
+pub fn collect_ref(mut it: lsm_core::Iter) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        if out.len() % 3 == 2 {
+            match it.next() {
+                Some(r) => {
+                    let (k, v) = r.expect("iterator error");
+                    out.push((k.to_vec(), v.to_vec()));
+                }
+                None => return out,
+            }
+        } else {
+            match it.next_ref() {
+                Some(r) => {
+                    let (k, v) = r.expect("iterator error");
+                    out.push((k.to_vec(), v.to_vec()));
+                }
+                None => return out,
+            }
+        }
+    }
+}
+
 /// Bytes of all files in a directory.
 pub fn dir_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
