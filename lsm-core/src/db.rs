@@ -35,7 +35,7 @@ use crate::sstable::{Table, TableOptions};
 use crate::stats::{bump, read, Counters, LevelStats, Stats};
 use crate::types::{encode_internal, seek_trailer, SeqNo, MAX_SEQNO};
 use crate::version::{SuperVersion, TableHandle, Version, VersionEdit};
-use crate::wal::{frame_record, read_segment, WalWriter};
+use crate::wal::{frame_record, read_segments, WalWriter};
 
 /// How long background threads and stalled writers sleep between re-checks when no
 /// notification arrives (a safety net; state changes always notify).
@@ -77,7 +77,8 @@ struct Slot {
 #[derive(Debug)]
 struct Pending {
     batch: WriteBatch,
-    slot: Arc<Slot>,
+    /// Where a waiting writer finds its result; `None` for the leader's own batch.
+    slot: Option<Arc<Slot>>,
 }
 
 #[derive(Debug)]
@@ -537,19 +538,23 @@ impl Inner {
         // Replay the WAL into one memtable and flush it, so old segments can go.
         let recovered = Arc::new(Memtable::new(0));
         let mut last_seq = data.last_sequence;
-        for (i, &n) in replay.iter().enumerate() {
+        let mut segments = Vec::with_capacity(replay.len());
+        for &n in &replay {
             let path = dir.join(wal_file_name(n));
             let bytes = Bytes::from(
                 fs.read(&path)
                     .ctx(|| format!("reading {}", path.display()))?,
             );
-            let contents = read_segment(&path, &bytes, n, i + 1 == replay.len())?;
+            segments.push((path, n, bytes));
+        }
+        let contents = read_segments(&segments)?;
+        for ((path, _, _), contents) in segments.iter().zip(contents) {
             for (first_seq, batch) in contents.batches {
                 for (j, op) in batch.ops.into_iter().enumerate() {
                     let seq = first_seq + j as u64;
                     if seq > MAX_SEQNO {
                         return Err(Error::corruption(
-                            &path,
+                            path,
                             0,
                             format!("sequence {seq} out of range"),
                         ));
@@ -700,31 +705,39 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
-        let slot = Arc::new(Slot {
-            result: Mutex::new(None),
-        });
         let mut q = self.commit.lock();
         if q.closed {
             return Err(Error::Closed);
         }
-        q.pending.push(Pending {
-            batch,
-            slot: slot.clone(),
-        });
-        loop {
-            if let Some(r) = slot.result.lock().take() {
-                return r;
+        if q.leader_active {
+            // Wait for a leader to commit this batch, or to become the next leader.
+            let slot = Arc::new(Slot {
+                result: Mutex::new(None),
+            });
+            q.pending.push(Pending {
+                batch,
+                slot: Some(slot.clone()),
+            });
+            loop {
+                if let Some(r) = slot.result.lock().take() {
+                    return r;
+                }
+                if q.closed {
+                    q.pending
+                        .retain(|p| p.slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &slot)));
+                    return Err(Error::Closed);
+                }
+                if !q.leader_active {
+                    break;
+                }
+                self.commit_cv.wait(&mut q);
             }
-            if q.closed {
-                q.pending.retain(|p| !Arc::ptr_eq(&p.slot, &slot));
-                return Err(Error::Closed);
-            }
-            if !q.leader_active {
-                break;
-            }
-            self.commit_cv.wait(&mut q);
+        } else {
+            // No leader: lead at once. Without contention a write allocates no slot.
+            q.pending.push(Pending { batch, slot: None });
         }
-        // This thread leads the next commit group: everything queued so far.
+        // This thread leads the next commit group: everything queued so far, its own
+        // batch included; every member gets the group's result.
         q.leader_active = true;
         let spare = std::mem::take(&mut q.spare);
         let mut group = std::mem::replace(&mut q.pending, spare);
@@ -734,8 +747,8 @@ impl Inner {
         let result = self.commit_group(&group, &mut seq, &mut buf);
         let mut q = self.commit.lock();
         q.last_seq = seq;
-        for p in &group {
-            *p.slot.result.lock() = Some(result.clone());
+        for slot in group.iter().filter_map(|p| p.slot.as_ref()) {
+            *slot.result.lock() = Some(result.clone());
         }
         // Keep the allocations for the next leader, unless a huge group grew them.
         group.clear();
@@ -748,8 +761,7 @@ impl Inner {
         q.leader_active = false;
         self.commit_cv.notify_all();
         drop(q);
-        let mine = slot.result.lock().take();
-        mine.unwrap_or(result)
+        result
     }
 
     /// Runs as commit leader: makes room, appends one WAL write for the group, inserts
@@ -870,17 +882,18 @@ impl Inner {
     fn rotate(&self) -> Result<()> {
         let number = self.new_file_number();
         let path = self.dir.join(wal_file_name(number));
-        // Any I/O failure on the write path poisons: after it, what the disk holds is
-        // uncertain, and only a reopen (recovery) re-establishes it.
-        let writer = WalWriter::create(self.fs.as_ref(), &self.dir, path, number)
-            .inspect_err(|e| self.set_poison(format!("WAL rotation failed: {e}")))?;
         {
             let mut wal = self.wal.lock();
-            // The sealed segment is synced once so that `Db::sync` need only sync the
-            // active one.
+            // The sealed segment is finished (cut to its length and synced) before the
+            // next exists: recovery accepts an early end only in a segment with no
+            // records after it, and `Db::sync` need only sync the active one. Any I/O
+            // failure on the write path poisons: after it, what the disk holds is
+            // uncertain, and only a reopen (recovery) re-establishes it.
             wal.writer
-                .sync()
+                .finish()
                 .inspect_err(|e| self.set_poison(format!("WAL fsync failed: {e}")))?;
+            let writer = WalWriter::create(self.fs.as_ref(), &self.dir, path, number)
+                .inspect_err(|e| self.set_poison(format!("WAL rotation failed: {e}")))?;
             wal.writer = writer;
             wal.segments.insert(number);
             let mut sv = self.sv.write();
@@ -1318,7 +1331,8 @@ impl Inner {
         for t in threads {
             let _ = t.join();
         }
-        let synced = self.wal.lock().writer.sync();
+        // Cut the active segment to its length (giving back reserved space) and sync it.
+        let synced = self.wal.lock().writer.finish();
         self.lock_file.lock().take();
         synced
     }

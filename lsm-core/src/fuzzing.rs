@@ -8,20 +8,14 @@ use bytes::Bytes;
 
 use crate::coding::u64_at;
 
-/// Decodes `data` as the newest WAL segment (torn tail allowed).
+/// Decodes `data` as a WAL segment (the newest: a torn tail is allowed).
 pub fn wal_segment(data: &[u8]) -> bool {
     let number = if data.len() >= 24 {
         u64_at(data, 16)
     } else {
         0
     };
-    crate::wal::read_segment(
-        Path::new("fuzz.wal"),
-        &Bytes::copy_from_slice(data),
-        number,
-        true,
-    )
-    .is_ok()
+    crate::wal::read_segment(Path::new("fuzz.wal"), &Bytes::copy_from_slice(data), number).is_ok()
 }
 
 /// Decodes `data` as a WAL record payload (a write batch).

@@ -142,15 +142,18 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         r.table_entries += n;
         r.table_bytes += meta.size_bytes;
     }
-    let segments = wal_segments(dir, m.log_number)?;
-    for (i, &n) in segments.iter().enumerate() {
+    let mut segments = Vec::new();
+    for n in wal_segments(dir, m.log_number)? {
         let path = dir.join(wal_file_name(n));
         let data = Bytes::from(
             StdFs
                 .read(&path)
                 .ctx(|| format!("reading {}", path.display()))?,
         );
-        let c = crate::wal::read_segment(&path, &data, n, i + 1 == segments.len())?;
+        segments.push((path, n, data));
+    }
+    let contents = crate::wal::read_segments(&segments)?;
+    for ((path, _, _), c) in segments.iter().zip(contents) {
         r.wal_segments += 1;
         r.wal_batches += c.batches.len() as u64;
         if let Some(t) = c.torn_tail {
@@ -194,7 +197,7 @@ pub fn dump(path: &Path, out: &mut dyn std::io::Write) -> Result<()> {
                     .read(path)
                     .ctx(|| format!("reading {}", path.display()))?,
             );
-            let c = crate::wal::read_segment(path, &data, number, true)?;
+            let c = crate::wal::read_segment(path, &data, number)?;
             writeln!(
                 out,
                 "WAL segment {number}: {} batches, {} valid bytes",
@@ -219,6 +222,14 @@ pub fn dump(path: &Path, out: &mut dyn std::io::Write) -> Result<()> {
             }
             if let Some(t) = c.torn_tail {
                 writeln!(out, "torn tail (ignored): {t}").map_err(io)?;
+            }
+            if c.zero_tail > 0 {
+                writeln!(
+                    out,
+                    "{} bytes of reserved space (zeros) after the last record",
+                    c.zero_tail
+                )
+                .map_err(io)?;
             }
         }
         FileKind::Table(number) => {

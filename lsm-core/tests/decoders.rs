@@ -20,13 +20,21 @@ fn engine_files() -> Vec<(String, Vec<u8>)> {
     db.delete("key0007").unwrap();
     db.flush().unwrap();
     db.put("in-wal", "yes").unwrap();
+    // Closed, so the live WAL segment is cut to its records (an open one carries megabytes
+    // of reserved zeros); a variant with a zero tail stands for a segment after a crash.
+    db.close().unwrap();
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        out.push((name, std::fs::read(&p).unwrap()));
+        let bytes = std::fs::read(&p).unwrap();
+        if name.ends_with(".wal") {
+            let mut crashed = bytes.clone();
+            crashed.extend_from_slice(&[0u8; 300]);
+            out.push((format!("{name} with a zero tail.wal"), crashed));
+        }
+        out.push((name, bytes));
     }
-    db.close().unwrap();
     out
 }
 

@@ -5,6 +5,7 @@
 //! routine, [`write_atomic`], lives here: write a temporary file, fsync it, rename it over
 //! the target, fsync the directory.
 
+mod mapped_log;
 mod std_fs;
 
 pub use std_fs::StdFs;
@@ -21,6 +22,12 @@ pub trait WritableFile: Send + Debug {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Flushes file data (not necessarily metadata other than size) to stable storage.
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Ends writing: the file's length becomes exactly the bytes written (space reserved
+    /// ahead, as by [`FileSystem::create_log`], is given back) and its data is made
+    /// durable as by [`WritableFile::sync_data`]. No writes may follow.
+    fn finish(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
 }
 
 /// The operations the engine needs from a filesystem.
@@ -29,6 +36,14 @@ pub trait FileSystem: Send + Sync + Debug {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Creates (or truncates) a file for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Creates (or truncates) a file for many small appends, such as a WAL segment. An
+    /// implementation may reserve space ahead (the file then reads as zeros past what was
+    /// written until [`WritableFile::finish`]); [`StdFs`] writes it through a memory map,
+    /// so an append is a copy into the page cache, not a system call. The default is
+    /// [`FileSystem::create`].
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create(path)
+    }
     /// Reads a whole file into memory.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Maps a whole immutable file for reading. The engine never modifies a file it maps.

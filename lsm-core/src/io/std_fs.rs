@@ -7,6 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use super::mapped_log::MappedLog;
 use super::{FileSystem, WritableFile};
 
 /// The operating system's filesystem.
@@ -37,6 +38,16 @@ impl FileSystem for StdFs {
             .truncate(true)
             .open(path)?;
         Ok(Box::new(StdFile(f)))
+    }
+
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(MappedLog::new(f)))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -9,7 +9,7 @@
 mod reader;
 mod writer;
 
-pub(crate) use reader::read_segment;
+pub(crate) use reader::{read_segment, read_segments};
 pub(crate) use writer::WalWriter;
 
 use crate::coding::{checksum, put_u32, put_u64, u32_at, u64_at};

@@ -17,8 +17,10 @@ pub(crate) struct WalWriter {
 }
 
 impl WalWriter {
-    /// Creates segment `number` at `path` and writes its header. The directory entry is
-    /// made durable before returning, so a synced record in it cannot vanish.
+    /// Creates segment `number` at `path` (through [`FileSystem::create_log`]: with the
+    /// real filesystem, appends are copies into a memory map) and writes its header. The
+    /// directory entry is made durable before returning, so a synced record in it cannot
+    /// vanish.
     pub(crate) fn create(
         fs: &dyn FileSystem,
         dir: &Path,
@@ -26,7 +28,7 @@ impl WalWriter {
         number: u64,
     ) -> Result<Self> {
         let mut file = fs
-            .create(&path)
+            .create_log(&path)
             .ctx(|| format!("creating WAL segment {}", path.display()))?;
         let header = encode_segment_header(number);
         file.write_all(&header)
@@ -64,5 +66,14 @@ impl WalWriter {
         self.file
             .sync_data()
             .ctx(|| format!("syncing WAL segment {}", self.path.display()))
+    }
+
+    /// Ends the segment: cut to the bytes written (giving back reserved space) and synced.
+    /// Done before the next segment is created, so that only the newest segment can end
+    /// in reserved zeros or a torn record. No appends may follow.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        self.file
+            .finish()
+            .ctx(|| format!("finishing WAL segment {}", self.path.display()))
     }
 }

@@ -251,14 +251,23 @@ impl WritableFile for FaultFile {
         FaultFs::synced(&mut s);
         Ok(())
     }
+
+    /// A sync as far as faults and durability go; the real file is also cut to what was
+    /// written (a memory-mapped log gives back its reserved space).
+    fn finish(&mut self) -> io::Result<()> {
+        self.sync_data()?;
+        self.inner.finish()
+    }
 }
 
-impl FileSystem for Faulty {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+impl Faulty {
+    /// Registers the file in the model, then wraps what `create` made (plain or
+    /// memory-mapped log).
+    fn create_with(
+        &self,
+        path: &Path,
+        create: impl FnOnce() -> io::Result<Box<dyn WritableFile>>,
+    ) -> io::Result<Box<dyn WritableFile>> {
         self.0.check(Op::Create)?;
         let id = {
             let mut s = self.0.state.lock();
@@ -276,12 +285,26 @@ impl FileSystem for Faulty {
             s.names.insert(path.to_path_buf(), id);
             id
         };
-        let inner = StdFs.create(path)?;
+        let inner = create()?;
         Ok(Box::new(FaultFile {
             fs: self.0.clone(),
             id,
             inner,
         }))
+    }
+}
+
+impl FileSystem for Faulty {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create_with(path, || StdFs.create(path))
+    }
+
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create_with(path, || StdFs.create_log(path))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

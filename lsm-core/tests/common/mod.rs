@@ -94,17 +94,23 @@ impl WritableFile for ControlledFile {
     fn sync_data(&mut self) -> io::Result<()> {
         self.inner.sync_data()
     }
+    fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish()
+    }
 }
 
 /// Wrapper giving the seam access to its own `Arc` for the files it creates.
 #[derive(Debug, Clone)]
 pub struct Controlled(pub Arc<ControlledFs>);
 
-impl FileSystem for Controlled {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+impl Controlled {
+    /// Applies the table hold and failure switches, then wraps the file the real
+    /// filesystem creates with `create` (plain or memory-mapped log).
+    fn create_with(
+        &self,
+        path: &Path,
+        create: impl FnOnce() -> io::Result<Box<dyn WritableFile>>,
+    ) -> io::Result<Box<dyn WritableFile>> {
         if is_table(path) {
             let mut held = self.0.hold_tables.lock();
             if *held {
@@ -119,13 +125,24 @@ impl FileSystem for Controlled {
                 return Err(io::Error::other("injected EIO"));
             }
         }
-        let inner = StdFs.create(path)?;
         let wal = path.extension().is_some_and(|e| e == "wal");
         Ok(Box::new(ControlledFile {
-            inner,
+            inner: create()?,
             fs: self.0.clone(),
             wal,
         }))
+    }
+}
+
+impl FileSystem for Controlled {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create_with(path, || StdFs.create(path))
+    }
+    fn create_log(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create_with(path, || StdFs.create_log(path))
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         StdFs.read(path)
