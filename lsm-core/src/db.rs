@@ -559,7 +559,7 @@ impl Inner {
                             format!("sequence {seq} out of range"),
                         ));
                     }
-                    recovered.insert_key(op.key, seq, op.kind, op.value);
+                    recovered.insert_key(op.key, seq, op.kind, &op.value);
                     last_seq = last_seq.max(seq);
                 }
             }
@@ -806,8 +806,7 @@ impl Inner {
         for p in group {
             for op in &p.batch.ops {
                 s += 1;
-                sv.active
-                    .insert_key(op.key.clone(), s, op.kind, op.value.clone());
+                sv.active.insert_key(op.key.clone(), s, op.kind, &op.value);
             }
         }
         debug_assert_eq!(s, next - 1);

@@ -17,7 +17,7 @@ impl Default for Memtable {
 }
 
 impl Memtable {
-    pub fn insert(&self, key: Bytes, seq: u64, value: Bytes) {
+    pub fn insert(&self, key: Bytes, seq: u64, value: &[u8]) {
         self.0.insert(key, seq, Kind::Value, value);
     }
 
