@@ -106,10 +106,7 @@ impl WriteBatch {
     }
 
     pub(crate) fn push(&mut self, kind: Kind, key: UserKey, value: Bytes) {
-        self.encoded_bytes += 1 + varint_len(key.len() as u64) + key.len();
-        if kind == Kind::Value {
-            self.encoded_bytes += varint_len(value.len() as u64) + value.len();
-        }
+        self.encoded_bytes += op_encoded_len(kind, key.len(), value.len());
         self.ops.push(Op { kind, key, value });
     }
 
@@ -120,18 +117,7 @@ impl WriteBatch {
     /// [`Error::InvalidArgument`] naming the limit exceeded.
     pub fn validate(&self) -> Result<()> {
         for op in &self.ops {
-            if op.key.len() > MAX_KEY_BYTES {
-                return Err(Error::InvalidArgument(format!(
-                    "key of {} bytes exceeds the limit of {MAX_KEY_BYTES} bytes",
-                    op.key.len()
-                )));
-            }
-            if op.value.len() > MAX_VALUE_BYTES {
-                return Err(Error::InvalidArgument(format!(
-                    "value of {} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes",
-                    op.value.len()
-                )));
-            }
+            check_op(op.key.len(), op.value.len())?;
         }
         if self.encoded_len() > MAX_BATCH_BYTES {
             return Err(Error::InvalidArgument(format!(
@@ -153,11 +139,7 @@ impl WriteBatch {
         put_u64(buf, first_seq);
         put_u32(buf, self.ops.len() as u32);
         for op in &self.ops {
-            buf.push(op.kind as u8);
-            put_len_prefixed(buf, &op.key);
-            if op.kind == Kind::Value {
-                put_len_prefixed(buf, &op.value);
-            }
+            encode_op(buf, op.kind, &op.key, &op.value);
         }
     }
 
@@ -194,6 +176,78 @@ impl WriteBatch {
         }
         Ok((first_seq, batch))
     }
+}
+
+/// One put or delete borrowed from the caller: what [`crate::Db::put`] and
+/// [`crate::Db::delete`] commit without building a [`WriteBatch`] (no allocation) when
+/// they lead their commit group themselves. Encoded exactly as a one-operation batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OneOp<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: &'a [u8],
+}
+
+impl OneOp<'_> {
+    /// The limits [`WriteBatch::validate`] checks (a single operation within them is
+    /// always below [`MAX_BATCH_BYTES`]).
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_op(self.key.len(), self.value.len())
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        BATCH_HEADER_BYTES + op_encoded_len(self.kind, self.key.len(), self.value.len())
+    }
+
+    /// Appends the WAL payload of the one-operation batch with sequence `seq`.
+    pub(crate) fn encode(&self, seq: SeqNo, buf: &mut Vec<u8>) {
+        buf.reserve(self.encoded_len());
+        put_u64(buf, seq);
+        put_u32(buf, 1);
+        encode_op(buf, self.kind, self.key, self.value);
+    }
+
+    /// The same operation as an owned batch.
+    pub(crate) fn to_batch(self) -> WriteBatch {
+        let mut b = WriteBatch::new();
+        let value = match self.kind {
+            Kind::Value => Bytes::copy_from_slice(self.value),
+            Kind::Tombstone => Bytes::new(),
+        };
+        b.push(self.kind, UserKey::from_slice(self.key), value);
+        b
+    }
+}
+
+/// Bytes an operation adds to a batch's payload.
+fn op_encoded_len(kind: Kind, key_len: usize, value_len: usize) -> usize {
+    let mut n = 1 + varint_len(key_len as u64) + key_len;
+    if kind == Kind::Value {
+        n += varint_len(value_len as u64) + value_len;
+    }
+    n
+}
+
+fn encode_op(buf: &mut Vec<u8>, kind: Kind, key: &[u8], value: &[u8]) {
+    buf.push(kind as u8);
+    put_len_prefixed(buf, key);
+    if kind == Kind::Value {
+        put_len_prefixed(buf, value);
+    }
+}
+
+fn check_op(key_len: usize, value_len: usize) -> Result<()> {
+    if key_len > MAX_KEY_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "key of {key_len} bytes exceeds the limit of {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if value_len > MAX_VALUE_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "value of {value_len} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,10 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::admission::{admit, Admission, WriteState};
-use crate::batch::WriteBatch;
+use crate::batch::{OneOp, WriteBatch};
 use crate::compaction::exec::{write_tables, OutputSpec};
 use crate::compaction::picker::{self, CompactionTask};
 use crate::error::{Error, IoContext, Result};
@@ -29,11 +29,11 @@ use crate::files::{classify, table_file_name, wal_file_name, FileKind, LOCK_FILE
 use crate::io::{write_atomic, FileSystem, StdFs};
 use crate::iter::{prefix_successor, InternalIter, Iter, LevelIter, MemIter, MergeIter};
 use crate::manifest::{ManifestData, ManifestError, TableMeta, MANIFEST_FILE};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, UserKey};
 use crate::options::{Durability, Options};
 use crate::sstable::{Table, TableOptions};
 use crate::stats::{bump, read, Counters, LevelStats, Stats};
-use crate::types::{encode_internal, seek_trailer, SeqNo, MAX_SEQNO};
+use crate::types::{encode_internal, seek_trailer, Kind, SeqNo, MAX_SEQNO};
 use crate::version::{SuperVersion, TableHandle, Version, VersionEdit};
 use crate::wal::{frame_record, read_segments, WalWriter};
 
@@ -214,9 +214,11 @@ impl Db {
     /// [`crate::MAX_VALUE_BYTES`]; [`Error::Poisoned`] after a background failure;
     /// [`Error::Closed`]; [`Error::Io`] when the WAL write fails.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.write(b)
+        self.inner().write_one(OneOp {
+            kind: Kind::Value,
+            key: key.as_ref(),
+            value: value.as_ref(),
+        })
     }
 
     /// Deletes `key` (writes a tombstone).
@@ -224,9 +226,11 @@ impl Db {
     /// # Errors
     /// As [`Db::put`].
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.delete(key);
-        self.write(b)
+        self.inner().write_one(OneOp {
+            kind: Kind::Tombstone,
+            key: key.as_ref(),
+            value: &[],
+        })
     }
 
     /// Applies a batch atomically: after it returns every operation is visible; after a
@@ -736,15 +740,36 @@ impl Inner {
             // No leader: lead at once. Without contention a write allocates no slot.
             q.pending.push(Pending { batch, slot: None });
         }
-        // This thread leads the next commit group: everything queued so far, its own
-        // batch included; every member gets the group's result.
+        self.lead(q, None)
+    }
+
+    /// A put or delete: committed straight from the caller's slices when no leader is
+    /// active (the common, uncontended case: no allocation but the memtable's), else
+    /// queued as a batch.
+    fn write_one(&self, op: OneOp<'_>) -> Result<()> {
+        self.check_writable()?;
+        op.validate()?;
+        let q = self.commit.lock();
+        if q.closed {
+            return Err(Error::Closed);
+        }
+        if q.leader_active {
+            drop(q);
+            return self.write(op.to_batch());
+        }
+        self.lead(q, Some(op))
+    }
+
+    /// Leads the next commit group: everything queued so far (the caller's own batch
+    /// included, or its borrowed `own` operation); every member gets the group's result.
+    fn lead(&self, mut q: MutexGuard<'_, CommitQueue>, own: Option<OneOp<'_>>) -> Result<()> {
         q.leader_active = true;
         let spare = std::mem::take(&mut q.spare);
         let mut group = std::mem::replace(&mut q.pending, spare);
         let mut buf = std::mem::take(&mut q.scratch);
         let mut seq = q.last_seq;
         drop(q);
-        let result = self.commit_group(&group, &mut seq, &mut buf);
+        let result = self.commit_group(&group, own, &mut seq, &mut buf);
         let mut q = self.commit.lock();
         q.last_seq = seq;
         for slot in group.iter().filter_map(|p| p.slot.as_ref()) {
@@ -766,14 +791,26 @@ impl Inner {
 
     /// Runs as commit leader: makes room, appends one WAL write for the group, inserts
     /// into the memtable and publishes the new sequence.
-    fn commit_group(&self, group: &[Pending], seq: &mut SeqNo, buf: &mut Vec<u8>) -> Result<()> {
+    fn commit_group(
+        &self,
+        group: &[Pending],
+        own: Option<OneOp<'_>>,
+        seq: &mut SeqNo,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
         self.make_room()?;
-        let total: usize = group.iter().map(|p| p.batch.len()).sum();
+        let total = group.iter().map(|p| p.batch.len()).sum::<usize>() + usize::from(own.is_some());
         if *seq + total as u64 > MAX_SEQNO {
             return Err(Error::InvalidArgument("sequence numbers exhausted".into()));
         }
         buf.clear();
-        buf.reserve(group.iter().map(|p| p.batch.encoded_len() + 16).sum());
+        buf.reserve(
+            group
+                .iter()
+                .map(|p| p.batch.encoded_len() + 16)
+                .sum::<usize>()
+                + own.map_or(0, |o| o.encoded_len() + 16),
+        );
         let mut next = *seq + 1;
         let mut user_bytes = 0u64;
         for p in group {
@@ -785,6 +822,11 @@ impl Inner {
                 .iter()
                 .map(|o| (o.key.len() + o.value.len()) as u64)
                 .sum::<u64>();
+        }
+        if let Some(o) = own {
+            frame_record(buf, |b| o.encode(next, b));
+            next += 1;
+            user_bytes += (o.key.len() + o.value.len()) as u64;
         }
         let sv = self.current_sv();
         {
@@ -808,6 +850,11 @@ impl Inner {
                 s += 1;
                 sv.active.insert_key(op.key.clone(), s, op.kind, &op.value);
             }
+        }
+        if let Some(o) = own {
+            s += 1;
+            sv.active
+                .insert_key(UserKey::from_slice(o.key), s, o.kind, o.value);
         }
         debug_assert_eq!(s, next - 1);
         self.visible_seq.store(s, Ordering::Release);
