@@ -54,6 +54,14 @@ pub(crate) fn u64_at(bytes: &[u8], pos: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Reads a big-endian u64 at `pos` (the order of its bytes); the caller guarantees bounds.
+#[inline]
+pub(crate) fn u64_be_at(bytes: &[u8], pos: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[pos..pos + 8]);
+    u64::from_be_bytes(b)
+}
+
 /// What a [`Reader`] found wrong: a description and the offset (relative to the start of
 /// the reader's slice) where it happened. Callers add the file and base offset.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,9 @@ use crate::types::{seek_trailer, trailer, trailer_kind, Kind, SeqNo};
 /// towers and `Bytes` headers, approximately).
 const ENTRY_OVERHEAD_BYTES: usize = 96;
 
+/// Memtables with more entries than this are freed on a thread of their own.
+const RECLAIM_IN_BACKGROUND_ENTRIES: usize = 10_000;
+
 /// Size of a value chunk.
 const VALUE_CHUNK_BYTES: usize = 256 << 10;
 /// Values longer than this get an allocation of their own instead of chunk space.
@@ -198,6 +201,25 @@ impl std::fmt::Debug for Memtable {
             .field("approx_bytes", &self.approx_bytes())
             .field("wal_number", &self.wal_number)
             .finish()
+    }
+}
+
+/// The last reference to a memtable can drop anywhere: in a reader whose iterator pinned
+/// it while it was flushed, for instance. Freeing a full memtable (a skip-list node per
+/// entry) takes tens of milliseconds, so a large one is handed to a short-lived thread
+/// instead of stalling that reader (if the thread cannot be started, it is freed here).
+impl Drop for Memtable {
+    fn drop(&mut self) {
+        if self.map.len() <= RECLAIM_IN_BACKGROUND_ENTRIES {
+            return;
+        }
+        let map = std::mem::replace(
+            &mut self.map,
+            SkipList::new(epoch::default_collector().clone()),
+        );
+        let _ = std::thread::Builder::new()
+            .name("lsm-reclaim".into())
+            .spawn(move || drop(map));
     }
 }
 
