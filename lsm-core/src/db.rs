@@ -540,7 +540,7 @@ impl Inner {
         let counters = Arc::new(Counters::default());
 
         // Replay the WAL into one memtable and flush it, so old segments can go.
-        let recovered = Arc::new(Memtable::new(0));
+        let recovered = Arc::new(Memtable::new(0, opts.memtable_size_bytes));
         let mut last_seq = data.last_sequence;
         let mut segments = Vec::with_capacity(replay.len());
         for &n in &replay {
@@ -619,7 +619,7 @@ impl Inner {
         }
 
         let sv = SuperVersion {
-            active: Arc::new(Memtable::new(wal_number)),
+            active: Arc::new(Memtable::new(wal_number, opts.memtable_size_bytes)),
             sealed: Vec::new(),
             version: Arc::new(version),
         };
@@ -947,7 +947,7 @@ impl Inner {
             sealed.push(sv.active.clone());
             sealed.extend(sv.sealed.iter().cloned());
             *sv = Arc::new(SuperVersion {
-                active: Arc::new(Memtable::new(number)),
+                active: Arc::new(Memtable::new(number, self.opts.memtable_size_bytes)),
                 sealed,
                 version: sv.version.clone(),
             });

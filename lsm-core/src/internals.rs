@@ -12,7 +12,7 @@ pub struct Memtable(crate::memtable::Memtable);
 
 impl Default for Memtable {
     fn default() -> Self {
-        Memtable(crate::memtable::Memtable::new(0))
+        Memtable(crate::memtable::Memtable::new(0, 64 << 20))
     }
 }
 
@@ -23,7 +23,8 @@ impl Memtable {
 
     /// Whether `key` has a value visible at the newest sequence.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.0.get(key, MAX_SEQNO).is_some()
+        let hash = crate::sstable::bloom::bloom_hash(key);
+        self.0.get(key, hash, MAX_SEQNO).is_some()
     }
 }
 

@@ -131,14 +131,14 @@ impl Version {
             .any(|tables| find_in_level(tables, key).is_some())
     }
 
-    /// Looks `key` up in the tables, newest first.
+    /// Looks `key` (whose [`bloom_hash`] is `hash`) up in the tables, newest first.
     pub(crate) fn get(
         &self,
         key: &[u8],
+        hash: u64,
         seq: SeqNo,
         counters: &Counters,
     ) -> Result<Option<Lookup>> {
-        let hash = bloom_hash(key);
         let probe = |t: &TableHandle| -> Result<Option<Lookup>> {
             if t.meta.min_seq > seq {
                 return Ok(None);
@@ -198,12 +198,13 @@ impl SuperVersion {
         seq: SeqNo,
         counters: &Counters,
     ) -> Result<Option<bytes::Bytes>> {
+        let hash = bloom_hash(key);
         let found = std::iter::once(&self.active)
             .chain(self.sealed.iter())
-            .find_map(|m| m.get(key, seq));
+            .find_map(|m| m.get(key, hash, seq));
         let found = match found {
             Some(f) => Some(f),
-            None => self.version.get(key, seq, counters)?,
+            None => self.version.get(key, hash, seq, counters)?,
         };
         Ok(match found {
             Some(Lookup::Value(v)) => Some(v),
