@@ -196,6 +196,50 @@ fn torn_wal_tail_keeps_every_complete_record() {
     );
 }
 
+/// A WAL segment header as `docs/format/wal.md` defines it: magic, version 1, reserved,
+/// number, xxh3-64 of the first 24 bytes.
+fn segment_header(number: u64) -> Vec<u8> {
+    let mut h = b"LSMWAL\0\x01".to_vec();
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h.extend_from_slice(&number.to_le_bytes());
+    let c = xxhash_rust::xxh3::xxh3_64(&h);
+    h.extend_from_slice(&c.to_le_bytes());
+    h
+}
+
+/// Regression: a crash during recovery. Recovering a segment with a torn tail creates a
+/// fresh, empty segment before the manifest records the new log start; a crash between
+/// the two left the torn segment "not the newest", and the next open refused it as
+/// corruption (found reasoning about the memory-mapped WAL, whose unfinished segments end
+/// in zeros). An early end is accepted when no later segment holds a record, and is still
+/// corruption when one does.
+#[test]
+fn torn_tail_followed_by_an_empty_segment_opens() {
+    let base = pristine();
+    let wal = file_with(base.path(), "wal");
+    let name = wal.file_name().unwrap().to_owned();
+    let number: u64 = wal.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let bytes = std::fs::read(&wal).unwrap();
+    let next = format!("{:06}.wal", number + 100);
+
+    let copy = copy_dir(base.path());
+    std::fs::write(copy.path().join(&name), &bytes[..bytes.len() - 3]).unwrap();
+    std::fs::write(copy.path().join(&next), segment_header(number + 100)).unwrap();
+    let present = check_damaged(copy.path(), "torn tail, then an empty segment", true);
+    assert_eq!(present, Some(TABLE_KEYS + WAL_KEYS - 1));
+
+    // The same torn segment followed by one holding records (the original's, renumbered).
+    let copy = copy_dir(base.path());
+    std::fs::write(copy.path().join(&name), &bytes[..bytes.len() - 3]).unwrap();
+    let mut later = segment_header(number + 100);
+    later.extend_from_slice(&bytes[32..]);
+    std::fs::write(copy.path().join(&next), later).unwrap();
+    let e = Db::open(copy.path(), options()).unwrap_err();
+    assert_corruption(&e, "torn tail, then records");
+    assert!(e.to_string().contains("later segment"), "{e}");
+}
+
 #[test]
 fn missing_table_is_an_error_naming_it() {
     let base = pristine();
