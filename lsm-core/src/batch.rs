@@ -210,11 +210,10 @@ impl OneOp<'_> {
     /// The same operation as an owned batch.
     pub(crate) fn to_batch(self) -> WriteBatch {
         let mut b = WriteBatch::new();
-        let value = match self.kind {
-            Kind::Value => Bytes::copy_from_slice(self.value),
-            Kind::Tombstone => Bytes::new(),
-        };
-        b.push(self.kind, UserKey::from_slice(self.key), value);
+        match self.kind {
+            Kind::Value => b.put(self.key, self.value),
+            Kind::Tombstone => b.delete(self.key),
+        }
         b
     }
 }
