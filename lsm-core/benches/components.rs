@@ -28,7 +28,7 @@ fn memtable(c: &mut Criterion) {
             Memtable::default,
             |m| {
                 for (i, k) in keys.iter().enumerate() {
-                    m.insert(k.clone(), i as u64 + 1, &VALUE);
+                    m.insert(k, i as u64 + 1, &VALUE);
                 }
                 m
             },
@@ -37,7 +37,7 @@ fn memtable(c: &mut Criterion) {
     });
     let m = Memtable::default();
     for (i, k) in keys.iter().enumerate() {
-        m.insert(k.clone(), i as u64 + 1, &VALUE);
+        m.insert(k, i as u64 + 1, &VALUE);
     }
     g.throughput(Throughput::Elements(1));
     let mut i = 0u64;

@@ -8,7 +8,6 @@ use bytes::Bytes;
 
 use crate::coding::{put_len_prefixed, put_u32, put_u64, varint_len, DecodeError, Reader};
 use crate::error::{Error, Result};
-use crate::memtable::UserKey;
 use crate::types::{Kind, SeqNo, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// Largest encoded batch accepted by [`crate::Db::write`], in bytes (1 GiB).
@@ -17,11 +16,73 @@ pub const MAX_BATCH_BYTES: usize = 1 << 30;
 /// Fixed header of an encoded batch: first sequence (u64) and operation count (u32).
 pub(crate) const BATCH_HEADER_BYTES: usize = 12;
 
+/// User keys up to this many bytes are stored inside an [`Op`] itself.
+const INLINE_KEY_BYTES: usize = 30;
+
+/// A key as a batch holds it: short keys inline (building a batch of small puts
+/// allocates nothing per key), longer ones shared.
+#[derive(Clone)]
+pub(crate) enum UserKey {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY_BYTES],
+    },
+    Heap(Bytes),
+}
+
+impl UserKey {
+    pub(crate) fn from_slice(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY_BYTES {
+            let mut bytes = [0u8; INLINE_KEY_BYTES];
+            bytes[..key.len()].copy_from_slice(key);
+            UserKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            UserKey::Heap(Bytes::copy_from_slice(key))
+        }
+    }
+
+    pub(crate) fn from_bytes(key: Bytes) -> Self {
+        if key.len() <= INLINE_KEY_BYTES {
+            UserKey::from_slice(&key)
+        } else {
+            UserKey::Heap(key)
+        }
+    }
+}
+
+impl std::ops::Deref for UserKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            UserKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            UserKey::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for UserKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for UserKey {}
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", &**self)
+    }
+}
+
 /// One operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Op {
     pub(crate) kind: Kind,
-    /// Short keys inline (no allocation), as the memtable stores them.
+    /// Short keys inline (no allocation).
     pub(crate) key: UserKey,
     pub(crate) value: Bytes,
 }

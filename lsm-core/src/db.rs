@@ -29,7 +29,7 @@ use crate::files::{classify, table_file_name, wal_file_name, FileKind, LOCK_FILE
 use crate::io::{write_atomic, FileSystem, StdFs};
 use crate::iter::{prefix_successor, InternalIter, Iter, LevelIter, MemIter, MergeIter};
 use crate::manifest::{ManifestData, ManifestError, TableMeta, MANIFEST_FILE};
-use crate::memtable::{Memtable, UserKey};
+use crate::memtable::Memtable;
 use crate::options::{Durability, Options};
 use crate::sstable::{Table, TableOptions};
 use crate::stats::{bump, read, Counters, LevelStats, Stats};
@@ -563,7 +563,7 @@ impl Inner {
                             format!("sequence {seq} out of range"),
                         ));
                     }
-                    recovered.insert_key(op.key, seq, op.kind, &op.value);
+                    recovered.insert(&op.key, seq, op.kind, &op.value);
                     last_seq = last_seq.max(seq);
                 }
             }
@@ -848,13 +848,12 @@ impl Inner {
         for p in group {
             for op in &p.batch.ops {
                 s += 1;
-                sv.active.insert_key(op.key.clone(), s, op.kind, &op.value);
+                sv.active.insert(&op.key, s, op.kind, &op.value);
             }
         }
         if let Some(o) = own {
             s += 1;
-            sv.active
-                .insert_key(UserKey::from_slice(o.key), s, o.kind, o.value);
+            sv.active.insert(o.key, s, o.kind, o.value);
         }
         debug_assert_eq!(s, next - 1);
         self.visible_seq.store(s, Ordering::Release);

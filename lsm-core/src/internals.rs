@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::types::{encode_internal, trailer, Kind, MAX_SEQNO};
 
-/// A memtable (the concurrent skip list the engine writes into).
+/// A memtable (the arena-backed skip list the engine writes into).
 #[derive(Debug)]
 pub struct Memtable(crate::memtable::Memtable);
 
@@ -17,7 +17,7 @@ impl Default for Memtable {
 }
 
 impl Memtable {
-    pub fn insert(&self, key: Bytes, seq: u64, value: &[u8]) {
+    pub fn insert(&self, key: &[u8], seq: u64, value: &[u8]) {
         self.0.insert(key, seq, Kind::Value, value);
     }
 

@@ -46,6 +46,7 @@ mod iter;
 mod manifest;
 mod memtable;
 mod options;
+mod skiplist;
 mod sstable;
 mod stats;
 mod types;

@@ -79,7 +79,7 @@ pub(crate) fn write_tables(
             ));
         }
         if let Some((_, b)) = current.as_mut() {
-            b.add(key, trailer_seq(trailer), kind, &input.value())?;
+            b.add(key, trailer_seq(trailer), kind, input.value_slice())?;
             if b.estimated_len() >= spec.target_file_size_bytes {
                 if let Some((number, b)) = current.take() {
                     let (size, props) = b.finish()?;

@@ -1,102 +1,68 @@
-//! [`MemIter`]: an owned iterator over a memtable, reading the skip list in chunks so it
-//! holds no borrow of it.
+//! [`MemIter`]: an owned iterator over a memtable. It holds the memtable's `Arc` and a
+//! position in its skip list: nodes never move while the memtable lives, so keys and
+//! values are lent straight from its arena, with nothing copied per entry.
 
-use std::cmp::Reverse;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::InternalIter;
 use crate::error::Result;
-use crate::memtable::{MemKey, Memtable, UserKey};
-use crate::types::{encode_internal, split_internal};
-
-/// Entries copied by the first refill after a seek: a short range read (seek, then a few
-/// `next`s, with most entries coming from other sources) copies little.
-const FIRST_CHUNK: usize = 8;
-/// Each further refill copies twice as many, up to this many: a long scan pays one skip
-/// list search per this many entries.
-const MAX_CHUNK: usize = 256;
+use crate::memtable::Memtable;
+use crate::skiplist::Pos;
+use crate::types::split_internal;
 
 #[derive(Debug)]
 pub(crate) struct MemIter {
     mem: Arc<Memtable>,
-    buf: Vec<(MemKey, Bytes)>,
-    /// Entries the next refill asks for.
-    chunk: usize,
-    pos: usize,
-    key: Vec<u8>,
-    exhausted: bool,
+    pos: Option<Pos>,
 }
 
 impl MemIter {
+    /// An unpositioned iterator (not valid until a seek).
     pub(crate) fn new(mem: Arc<Memtable>) -> Self {
-        MemIter {
-            mem,
-            buf: Vec::new(),
-            chunk: FIRST_CHUNK,
-            pos: 0,
-            key: Vec::new(),
-            exhausted: true,
-        }
+        MemIter { mem, pos: None }
     }
 
-    fn refill(&mut self, from: Bound<&MemKey>) {
-        // The buffer is reused: one allocation per iterator, not per chunk.
-        self.buf.clear();
-        self.mem.fill(from, self.chunk, &mut self.buf);
-        self.exhausted = self.buf.len() < self.chunk;
-        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-        self.pos = 0;
-        self.encode_current();
-    }
-
-    fn encode_current(&mut self) {
-        self.key.clear();
-        if let Some((k, _)) = self.buf.get(self.pos) {
-            encode_internal(&mut self.key, &k.key, k.trailer());
+    /// The current entry; empty when not valid.
+    fn entry(&self) -> (&[u8], &[u8]) {
+        match self.pos {
+            Some(pos) => self.mem.list().entry(pos),
+            None => (&[], &[]),
         }
     }
 }
 
 impl InternalIter for MemIter {
     fn valid(&self) -> bool {
-        self.pos < self.buf.len()
+        self.pos.is_some()
     }
 
     fn key(&self) -> &[u8] {
-        &self.key
+        self.entry().0
     }
 
     fn value(&self) -> Bytes {
-        self.buf[self.pos].1.clone()
+        Bytes::copy_from_slice(self.entry().1)
     }
 
     fn value_slice(&self) -> &[u8] {
-        &self.buf[self.pos].1
+        self.entry().1
     }
 
     fn next(&mut self) -> Result<()> {
-        self.pos += 1;
-        if self.pos >= self.buf.len() && !self.exhausted {
-            if let Some((last, _)) = self.buf.last().cloned() {
-                self.refill(Bound::Excluded(&last));
-                return Ok(());
-            }
+        if let Some(pos) = self.pos {
+            self.pos = self.mem.list().after(pos);
         }
-        self.encode_current();
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let (k, t) = split_internal(target).unwrap_or((target, u64::MAX));
-        let probe = MemKey {
-            key: UserKey::from_slice(k),
-            rev_trailer: Reverse(t),
+        self.pos = match split_internal(target) {
+            Some((k, t)) => self.mem.list().seek(k, t),
+            // Shorter than a trailer: before every internal key with this prefix.
+            None => self.mem.list().seek(target, u64::MAX),
         };
-        self.chunk = FIRST_CHUNK;
-        self.refill(Bound::Included(&probe));
         Ok(())
     }
 }

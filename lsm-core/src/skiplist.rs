@@ -1,0 +1,675 @@
+//! The memtable's ordered index: a skip list whose nodes live in arena chunks it owns.
+//!
+//! One writer at a time inserts (serialised by a mutex that only the commit leader and
+//! recovery take, so it is never contended); any number of readers search and walk the
+//! list concurrently without locks or reference counts. Each entry is one node holding
+//! its tower of next pointers, its encoded internal key (`user key ++ trailer`, LE, the
+//! form SSTable blocks use) and its value, contiguous in one bump allocation: an insert
+//! allocates nothing from the global allocator (a new chunk every few thousand entries),
+//! a search touches one cache line per visited node, and dropping the list frees a few
+//! chunks instead of a node per entry.
+//!
+//! Invariants:
+//! - Nodes are never moved, changed or freed while the list lives: only their next
+//!   pointers are written after publication, and only by the writer (atomically).
+//! - A node is fully written before the release store that links it at level 0; readers
+//!   follow links with acquire loads, so any node a reader reaches is initialised.
+//! - A node is linked at level `i` only if its height is above `i`, so a reader that
+//!   reached it through level `i` may read its tower entry `i`.
+//! - [`Pos`] values name nodes of the list that made them (checked by its id), so they
+//!   are valid exactly as long as a reference to that list is.
+//!
+//! Layout of a node (8-byte aligned): `[next[h-1] .. next[0]] [header] [user key]
+//! [trailer u64 LE] [value]`. A node pointer points at the header; its tower lies just
+//! below it, so the level-0 link and the header share a cache line.
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cmp::Ordering as CmpOrdering;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+/// Tallest tower. With a branching factor of 4, enough for ~16M entries before searches
+/// get longer than `log4(n)` levels.
+pub(crate) const MAX_HEIGHT: usize = 12;
+/// One node in `BRANCHING` reaches each next level.
+const BRANCHING: u64 = 4;
+
+/// Bytes of a node besides its tower, key and value.
+const HEADER_BYTES: usize = std::mem::size_of::<Header>();
+const LINK_BYTES: usize = std::mem::size_of::<AtomicPtr<Header>>();
+
+#[repr(C)]
+struct Header {
+    /// The first 8 bytes of the user key, zero-padded, big-endian: where two prefixes
+    /// differ they order as their keys do, so most comparisons read nothing else.
+    prefix: u64,
+    key_len: u32,
+    value_len: u32,
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian number (see [`Header`]).
+#[inline]
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = key.len().min(8);
+    p[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(p)
+}
+
+/// A search target: a user key and trailer, ordered as internal keys are (user key
+/// ascending, trailer descending).
+struct Probe<'a> {
+    prefix: u64,
+    key: &'a [u8],
+    trailer: u64,
+}
+
+/// Where an iterator stands: a node of a particular list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pos {
+    list: u64,
+    node: NonNull<Header>,
+}
+
+// SAFETY: a `Pos` is only dereferenced through `SkipList` methods, which check that it
+// belongs to that list (whose nodes are immutable and live as long as it does); the
+// pointer itself is plain data.
+#[allow(unsafe_code)]
+unsafe impl Send for Pos {}
+// SAFETY: as for `Send`.
+#[allow(unsafe_code)]
+unsafe impl Sync for Pos {}
+
+/// Bump allocator over chunks the list owns; freed all at once when the list drops.
+struct Arena {
+    chunks: Vec<(NonNull<u8>, Layout)>,
+    /// Next free byte of the current chunk, and how many bytes remain after it.
+    cursor: *mut u8,
+    remaining: usize,
+    chunk_bytes: usize,
+}
+
+impl Arena {
+    fn new(chunk_bytes: usize) -> Self {
+        Arena {
+            chunks: Vec::new(),
+            cursor: ptr::null_mut(),
+            remaining: 0,
+            chunk_bytes,
+        }
+    }
+
+    /// A fresh allocation of `size` bytes (a multiple of 8), 8-byte aligned. Requests
+    /// over a quarter chunk get an allocation of their own, so a large value wastes no
+    /// chunk space.
+    fn allocate(&mut self, size: usize) -> NonNull<u8> {
+        debug_assert_eq!(size % 8, 0);
+        if size > self.chunk_bytes / 4 {
+            return self.new_chunk(size);
+        }
+        if self.remaining < size {
+            self.cursor = self.new_chunk(self.chunk_bytes).as_ptr();
+            self.remaining = self.chunk_bytes;
+        }
+        let p = self.cursor;
+        // SAFETY: `size <= remaining`, so `p + size` stays inside (or one past) the
+        // current chunk.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.cursor = p.add(size);
+        }
+        self.remaining -= size;
+        NonNull::new(p).expect("chunk pointers are non-null")
+    }
+
+    fn new_chunk(&mut self, size: usize) -> NonNull<u8> {
+        let layout = Layout::from_size_align(size.max(8), 8).expect("chunk layout");
+        // SAFETY: the layout has a non-zero size.
+        #[allow(unsafe_code)]
+        let p = unsafe { alloc(layout) };
+        let Some(p) = NonNull::new(p) else {
+            handle_alloc_error(layout)
+        };
+        self.chunks.push((p, layout));
+        p
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for (p, layout) in self.chunks.drain(..) {
+            // SAFETY: allocated by `new_chunk` with this layout, freed once.
+            #[allow(unsafe_code)]
+            unsafe {
+                dealloc(p.as_ptr(), layout);
+            }
+        }
+    }
+}
+
+/// State only the writer touches.
+struct Writer {
+    arena: Arena,
+    /// Predecessors at each level of the last inserted key (or that node itself below its
+    /// height): an insert of a larger key starts its search there, so ascending inserts
+    /// (fillseq, most recovery of sequential writes) cost O(1) comparisons.
+    splice: [NonNull<Header>; MAX_HEIGHT],
+    last: Option<NonNull<Header>>,
+    rng: u64,
+}
+
+/// See the module documentation.
+pub(crate) struct SkipList {
+    id: u64,
+    head: NonNull<Header>,
+    /// Height of the tallest tower linked so far.
+    height: AtomicUsize,
+    len: AtomicUsize,
+    /// Bytes of all nodes (the head excluded).
+    node_bytes: AtomicUsize,
+    writer: Mutex<Writer>,
+}
+
+// SAFETY: the list's nodes are immutable after publication except for their atomic next
+// pointers; the arena and writer-side pointers are only touched under the writer mutex;
+// readers only follow published links. Nothing is tied to a thread.
+#[allow(unsafe_code)]
+unsafe impl Send for SkipList {}
+// SAFETY: as for `Send`: shared access is atomics and immutable bytes.
+#[allow(unsafe_code)]
+unsafe impl Sync for SkipList {}
+
+/// Distinguishes lists, so a [`Pos`] is only ever used with the list that made it.
+static NEXT_LIST_ID: AtomicU64 = AtomicU64::new(1);
+
+impl std::fmt::Debug for SkipList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkipList")
+            .field("len", &self.len())
+            .field("node_bytes", &self.node_bytes())
+            .finish()
+    }
+}
+
+/// Size of a node with a tower of `height` links and the given key and value lengths,
+/// rounded up to 8 bytes.
+fn node_size(height: usize, key_len: usize, value_len: usize) -> usize {
+    (height * LINK_BYTES + HEADER_BYTES + key_len + 8 + value_len).next_multiple_of(8)
+}
+
+// Node accessors. Every one takes a pointer to the header of a live, initialised node of
+// a list the caller holds a reference to.
+#[allow(unsafe_code)]
+impl SkipList {
+    /// Link `level` of `node`'s tower.
+    ///
+    /// SAFETY (callers): `node` is a node of `self` (or its head) with a tower taller
+    /// than `level`.
+    #[inline]
+    unsafe fn link(&self, node: NonNull<Header>, level: usize) -> &AtomicPtr<Header> {
+        // SAFETY: the tower lies just below the header, `level < height` entries deep,
+        // 8-byte aligned like the node; AtomicPtr has the layout of a pointer; the node
+        // lives as long as the list.
+        unsafe {
+            &*(node
+                .as_ptr()
+                .cast::<u8>()
+                .sub((level + 1) * LINK_BYTES)
+                .cast::<AtomicPtr<Header>>())
+        }
+    }
+
+    #[inline]
+    fn next(&self, node: NonNull<Header>, level: usize) -> Option<NonNull<Header>> {
+        // SAFETY: callers pass nodes of this list reached through `level` or higher (or
+        // the head, whose tower is full height), so the link exists.
+        NonNull::new(unsafe { self.link(node, level) }.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn header(&self, node: NonNull<Header>) -> &Header {
+        // SAFETY: nodes of this list are initialised before publication and immutable.
+        unsafe { node.as_ref() }
+    }
+
+    /// The node's encoded internal key (`user key ++ trailer LE`).
+    #[inline]
+    fn ikey(&self, node: NonNull<Header>) -> &[u8] {
+        let h = self.header(node);
+        // SAFETY: the key bytes follow the header, written before publication.
+        unsafe {
+            std::slice::from_raw_parts(
+                node.as_ptr().cast::<u8>().add(HEADER_BYTES),
+                h.key_len as usize + 8,
+            )
+        }
+    }
+
+    #[inline]
+    fn value(&self, node: NonNull<Header>) -> &[u8] {
+        let h = self.header(node);
+        // SAFETY: the value bytes follow the internal key, written before publication.
+        unsafe {
+            std::slice::from_raw_parts(
+                node.as_ptr()
+                    .cast::<u8>()
+                    .add(HEADER_BYTES + h.key_len as usize + 8),
+                h.value_len as usize,
+            )
+        }
+    }
+}
+
+impl SkipList {
+    /// An empty list allocating chunks of `chunk_bytes` (at least 4 KiB).
+    pub(crate) fn new(chunk_bytes: usize) -> Self {
+        let mut arena = Arena::new(chunk_bytes.max(4096).next_multiple_of(8));
+        let head = Self::write_node(&mut arena, MAX_HEIGHT, &[], 0, &[], &[None; MAX_HEIGHT]);
+        SkipList {
+            id: NEXT_LIST_ID.fetch_add(1, Ordering::Relaxed),
+            head,
+            height: AtomicUsize::new(1),
+            len: AtomicUsize::new(0),
+            node_bytes: AtomicUsize::new(0),
+            writer: Mutex::new(Writer {
+                arena,
+                splice: [head; MAX_HEIGHT],
+                last: None,
+                rng: 0x2545_F491_4F6C_DD1D,
+            }),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.next(self.head, 0).is_none()
+    }
+
+    /// Bytes taken by the entries' nodes (towers, keys, values, headers).
+    pub(crate) fn node_bytes(&self) -> usize {
+        self.node_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Allocates and fully writes a node, its tower pointing at `next` (not yet linked
+    /// anywhere, so no one else can see it).
+    fn write_node(
+        arena: &mut Arena,
+        height: usize,
+        key: &[u8],
+        trailer: u64,
+        value: &[u8],
+        next: &[Option<NonNull<Header>>; MAX_HEIGHT],
+    ) -> NonNull<Header> {
+        let size = node_size(height, key.len(), value.len());
+        let base = arena.allocate(size).as_ptr();
+        let key_len = u32::try_from(key.len()).expect("key length checked by the engine");
+        let value_len = u32::try_from(value.len()).expect("value length checked by the engine");
+        // SAFETY: `base` is a fresh, exclusively owned, 8-aligned allocation of `size`
+        // bytes, which holds the tower, header, key, trailer and value written here.
+        #[allow(unsafe_code)]
+        unsafe {
+            let node = base.add(height * LINK_BYTES).cast::<Header>();
+            for (level, n) in next.iter().take(height).enumerate() {
+                let link = base.add((height - 1 - level) * LINK_BYTES);
+                ptr::write(
+                    link.cast::<AtomicPtr<Header>>(),
+                    AtomicPtr::new(n.map_or(ptr::null_mut(), NonNull::as_ptr)),
+                );
+            }
+            ptr::write(
+                node,
+                Header {
+                    prefix: key_prefix(key),
+                    key_len,
+                    value_len,
+                },
+            );
+            let bytes = node.cast::<u8>().add(HEADER_BYTES);
+            ptr::copy_nonoverlapping(key.as_ptr(), bytes, key.len());
+            ptr::copy_nonoverlapping(trailer.to_le_bytes().as_ptr(), bytes.add(key.len()), 8);
+            ptr::copy_nonoverlapping(value.as_ptr(), bytes.add(key.len() + 8), value.len());
+            NonNull::new_unchecked(node)
+        }
+    }
+
+    /// How `node` orders against `probe` in internal-key order.
+    #[inline]
+    fn cmp(&self, node: NonNull<Header>, probe: &Probe<'_>) -> CmpOrdering {
+        let h = self.header(node);
+        if h.prefix != probe.prefix {
+            return h.prefix.cmp(&probe.prefix);
+        }
+        let ikey = self.ikey(node);
+        let (key, trailer) = ikey.split_at(ikey.len() - 8);
+        key.cmp(probe.key).then_with(|| {
+            let t = u64::from_le_bytes(trailer.try_into().expect("8-byte trailer"));
+            probe.trailer.cmp(&t)
+        })
+    }
+
+    /// Inserts `(key, trailer) -> value`. Internal keys are unique (every write has its
+    /// own sequence number); a duplicate would be stored beside the first.
+    pub(crate) fn insert(&self, key: &[u8], trailer: u64, value: &[u8]) {
+        let probe = Probe {
+            prefix: key_prefix(key),
+            key,
+            trailer,
+        };
+        let mut w = self.writer.lock();
+        let w = &mut *w;
+        let top = self.height.load(Ordering::Relaxed);
+        let prev = if self.follows_last(w, &probe) {
+            // Nothing lies between the last inserted key and the probe, so their
+            // predecessors at every level are the same (the last node itself below its
+            // height): no search at all for ascending inserts.
+            w.splice
+        } else {
+            let mut prev = [self.head; MAX_HEIGHT];
+            let mut x = self.head;
+            for level in (0..top).rev() {
+                while let Some(n) = self.next(x, level) {
+                    if self.cmp(n, &probe) != CmpOrdering::Less {
+                        break;
+                    }
+                    x = n;
+                }
+                prev[level] = x;
+            }
+            prev
+        };
+        let height = random_height(&mut w.rng);
+        let mut next = [None; MAX_HEIGHT];
+        for (level, n) in next.iter_mut().enumerate().take(height) {
+            *n = self.next(prev[level], level);
+        }
+        let node = Self::write_node(&mut w.arena, height, key, trailer, value, &next);
+        for (level, p) in prev.iter().enumerate().take(height) {
+            // SAFETY: `p` is a node of this list (or the head) linked at `level`, or the
+            // head for levels above the old height; the new node's tower has `height`
+            // links, so readers reaching it through `level` find a link there.
+            #[allow(unsafe_code)]
+            unsafe { self.link(*p, level) }.store(node.as_ptr(), Ordering::Release);
+        }
+        if height > top {
+            self.height.store(height, Ordering::Release);
+        }
+        w.splice = prev;
+        w.splice[..height].fill(node);
+        w.last = Some(node);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        self.node_bytes
+            .fetch_add(node_size(height, key.len(), value.len()), Ordering::Relaxed);
+    }
+
+    /// Whether the probe sorts right after the last inserted node (after it, and before
+    /// its successor).
+    fn follows_last(&self, w: &Writer, probe: &Probe<'_>) -> bool {
+        let Some(last) = w.last else {
+            return false;
+        };
+        self.cmp(last, probe) == CmpOrdering::Less
+            && self
+                .next(last, 0)
+                .is_none_or(|n| self.cmp(n, probe) != CmpOrdering::Less)
+    }
+
+    /// The first node at or after `(key, trailer)` in internal-key order.
+    pub(crate) fn seek(&self, key: &[u8], trailer: u64) -> Option<Pos> {
+        let probe = Probe {
+            prefix: key_prefix(key),
+            key,
+            trailer,
+        };
+        let mut x = self.head;
+        // The first node seen not below the probe at the current level. It is often the
+        // next one at the level under it too: no need to compare it again. At level 0 it
+        // is the answer: it must not be loaded again, since a node inserted after `x`
+        // meanwhile may sort below the probe.
+        let mut not_below = None;
+        for level in (0..self.height.load(Ordering::Acquire)).rev() {
+            not_below = loop {
+                match self.next(x, level) {
+                    Some(n) if Some(n) != not_below && self.cmp(n, &probe) == CmpOrdering::Less => {
+                        x = n;
+                    }
+                    n => break n,
+                }
+            };
+        }
+        self.pos(not_below)
+    }
+
+    /// The first node.
+    #[cfg(test)]
+    pub(crate) fn first(&self) -> Option<Pos> {
+        self.pos(self.next(self.head, 0))
+    }
+
+    /// The node after `pos`.
+    #[inline]
+    pub(crate) fn after(&self, pos: Pos) -> Option<Pos> {
+        self.pos(self.next(self.own(pos), 0))
+    }
+
+    /// The internal key and value at `pos`.
+    #[inline]
+    pub(crate) fn entry(&self, pos: Pos) -> (&[u8], &[u8]) {
+        let node = self.own(pos);
+        (self.ikey(node), self.value(node))
+    }
+
+    #[inline]
+    fn pos(&self, node: Option<NonNull<Header>>) -> Option<Pos> {
+        node.map(|node| Pos {
+            list: self.id,
+            node,
+        })
+    }
+
+    /// The node `pos` names, which must belong to this list.
+    #[inline]
+    fn own(&self, pos: Pos) -> NonNull<Header> {
+        assert_eq!(pos.list, self.id, "a position used with another skip list");
+        pos.node
+    }
+}
+
+/// 1 with probability 3/4, 2 with 3/16, ... up to [`MAX_HEIGHT`] (xorshift64).
+fn random_height(rng: &mut u64) -> usize {
+    let mut height = 1;
+    while height < MAX_HEIGHT {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        if !rng.is_multiple_of(BRANCHING) {
+            break;
+        }
+        height += 1;
+    }
+    height
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn internal_order(a: &(Vec<u8>, u64), b: &(Vec<u8>, u64)) -> CmpOrdering {
+        a.0.cmp(&b.0).then(b.1.cmp(&a.1))
+    }
+
+    fn collect(list: &SkipList) -> Vec<(Vec<u8>, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut pos = list.first();
+        while let Some(p) = pos {
+            let (ikey, value) = list.entry(p);
+            let (k, t) = ikey.split_at(ikey.len() - 8);
+            out.push((
+                k.to_vec(),
+                u64::from_le_bytes(t.try_into().unwrap()),
+                value.to_vec(),
+            ));
+            pos = list.after(p);
+        }
+        out
+    }
+
+    /// Random, ascending and descending inserts of keys with shared prefixes, empty keys,
+    /// long keys and values (past a quarter chunk, so with allocations of their own):
+    /// iteration yields internal order, and every seek lands where a sorted model says.
+    #[test]
+    fn iterates_and_seeks_in_internal_order() {
+        let mut rng = 0x1234_5678_9abc_def1u64;
+        let mut rand = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let list = SkipList::new(4096);
+        // ((user key, trailer), value)
+        type Entry = ((Vec<u8>, u64), Vec<u8>);
+        let mut model: Vec<Entry> = Vec::new();
+        let mut seq = 0u64;
+        let mut add = |list: &SkipList, key: Vec<u8>, value: Vec<u8>, model: &mut Vec<_>| {
+            seq += 1;
+            let trailer = seq << 8 | 1;
+            list.insert(&key, trailer, &value);
+            model.push(((key, trailer), value));
+        };
+        let n = if cfg!(miri) { 60 } else { 3000 };
+        for i in 0..n {
+            let r = rand();
+            let key = match i % 5 {
+                0 => (r % 50).to_be_bytes()[5..].to_vec(), // shared zero prefix, repeats
+                1 => vec![],
+                2 => format!("k{:04}", i).into_bytes(), // ascending
+                3 => {
+                    let mut k = b"same-prefix-".to_vec();
+                    k.extend_from_slice(&(r % 20).to_le_bytes());
+                    k
+                }
+                _ => vec![(r >> 8) as u8; (r % 40) as usize],
+            };
+            let value_len = if i % 97 == 0 { 2000 } else { (r % 30) as usize };
+            add(&list, key, vec![i as u8; value_len], &mut model);
+        }
+        for i in (0..n / 10).rev() {
+            add(
+                &list,
+                format!("desc{i:05}").into_bytes(),
+                vec![],
+                &mut model,
+            );
+        }
+        model.sort_by(|a, b| internal_order(&a.0, &b.0));
+        let got = collect(&list);
+        assert_eq!(got.len(), model.len());
+        assert_eq!(list.len(), model.len());
+        for (g, ((k, t), v)) in got.iter().zip(&model) {
+            assert_eq!((&g.0, g.1, &g.2), (k, *t, v));
+        }
+        // Seeks to every present key, between keys, and past the end.
+        let mut targets: Vec<(Vec<u8>, u64)> = model.iter().map(|m| m.0.clone()).collect();
+        targets.extend(model.iter().map(|((k, t), _)| (k.clone(), t - 1)));
+        targets.extend(model.iter().map(|((k, _), _)| (k.clone(), u64::MAX)));
+        targets.push((vec![0xff; 50], 0));
+        targets.push((vec![], u64::MAX));
+        for (k, t) in targets.iter().step_by(if cfg!(miri) { 7 } else { 1 }) {
+            let want = model
+                .iter()
+                .find(|m| internal_order(&m.0, &(k.clone(), *t)) != CmpOrdering::Less);
+            let got = list.seek(k, *t).map(|p| list.entry(p).0.to_vec());
+            let want = want.map(|((wk, wt), _)| {
+                let mut e = wk.clone();
+                e.extend_from_slice(&wt.to_le_bytes());
+                e
+            });
+            assert_eq!(got, want, "seek {k:?}/{t}");
+        }
+        assert!(list.node_bytes() > 0 && !list.is_empty());
+        assert!(SkipList::new(4096).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "another skip list")]
+    fn a_position_of_another_list_is_refused() {
+        let a = SkipList::new(4096);
+        let b = SkipList::new(4096);
+        a.insert(b"k", 1, b"v");
+        b.insert(b"k", 1, b"v");
+        let p = a.first().unwrap();
+        b.entry(p);
+    }
+
+    /// Readers walking and seeking while the writer inserts always see a sorted list
+    /// whose entries are intact, and at the end every entry.
+    #[test]
+    fn readers_run_concurrently_with_the_writer() {
+        let n: u64 = if cfg!(miri) { 200 } else { 20_000 };
+        let list = Arc::new(SkipList::new(8192));
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (list, done) = (list.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut rounds = 0;
+                    while !done.load(Ordering::Acquire) || rounds == 0 {
+                        rounds += 1;
+                        let mut prev: Option<Vec<u8>> = None;
+                        let mut pos = if r == 0 {
+                            list.first()
+                        } else {
+                            list.seek(&(rounds * 7919 % n).to_be_bytes(), u64::MAX)
+                        };
+                        while let Some(p) = pos {
+                            let (k, v) = list.entry(p);
+                            // Value = key bytes repeated: an intact node.
+                            assert_eq!(v, &k[..8].repeat(2)[..]);
+                            if let Some(prev) = &prev {
+                                assert!(prev.as_slice() < k);
+                            }
+                            prev = Some(k.to_vec());
+                            pos = list.after(p);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut model = BTreeMap::new();
+        for i in 0..n {
+            let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n).to_be_bytes();
+            if model.insert(k, ()).is_none() {
+                list.insert(&k, 0, &k.repeat(2));
+            }
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert_eq!(list.len(), model.len());
+        let keys: Vec<Vec<u8>> = collect(&list).into_iter().map(|e| e.0).collect();
+        let want: Vec<Vec<u8>> = model.keys().map(|k| k.to_vec()).collect();
+        assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn heights_follow_the_branching_factor() {
+        let mut rng = 99;
+        let mut counts = [0usize; MAX_HEIGHT + 1];
+        for _ in 0..100_000 {
+            counts[random_height(&mut rng)] += 1;
+        }
+        // About 3/4 at height 1 and 3/16 at height 2.
+        assert!((72_000..78_000).contains(&counts[1]), "{counts:?}");
+        assert!((17_000..20_500).contains(&counts[2]), "{counts:?}");
+        assert_eq!(counts[0], 0);
+    }
+}
