@@ -114,6 +114,10 @@ impl Engine for Lsm {
         Ok(seen.finish())
     }
     fn close(&self) -> Result<(), BoxError> {
+        if std::env::var_os("DB_BENCH_LSM_STATS").is_some() {
+            // Where the bytes went (WAL, flush, compaction), for write-amplification work.
+            eprintln!("{:#?}", self.0.stats());
+        }
         // Closing any handle closes the engine for all of them.
         Ok(self.0.clone().close()?)
     }

@@ -579,6 +579,7 @@ impl Inner {
                 target_file_size_bytes: u64::MAX,
                 next_number: &alloc,
                 drop_tombstone: &never,
+                cancelled: &|| false,
             };
             let mut it = MemIter::new(recovered);
             it.seek(&first_key())?;
@@ -1018,6 +1019,7 @@ impl Inner {
             target_file_size_bytes: u64::MAX,
             next_number: &alloc,
             drop_tombstone: &never,
+            cancelled: &|| false,
         };
         let mut it = MemIter::new(mem.clone());
         it.seek(&first_key())?;
@@ -1131,9 +1133,14 @@ impl Inner {
             let Some(task) = self.pick_compaction() else {
                 continue;
             };
-            if let Err(e) = self.run_compaction(&task) {
-                self.set_poison(format!("background compaction failed: {e}"));
-                return;
+            match self.run_compaction(&task) {
+                Ok(()) => {}
+                // Closing: the job was dropped, its inputs stay live.
+                Err(Error::Closed) if self.closed.load(Ordering::Acquire) => return,
+                Err(e) => {
+                    self.set_poison(format!("background compaction failed: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -1193,6 +1200,7 @@ impl Inner {
                 target_file_size_bytes: self.opts.target_file_size_bytes,
                 next_number: &alloc,
                 drop_tombstone: &drop_tombstone,
+                cancelled: &|| self.closed.load(Ordering::Acquire),
             };
             write_tables(&spec, &mut merged)?
         };
@@ -1376,6 +1384,9 @@ impl Inner {
         for t in threads {
             let _ = t.join();
         }
+        // A manual compaction (`Db::compact`, in a caller's thread) sees `closed` within
+        // a few thousand entries and drops its outputs; none installs after this.
+        drop(self.compaction_lock.lock());
         // Cut the active segment to its length (giving back reserved space) and sync it.
         let synced = self.wal.lock().writer.finish();
         self.lock_file.lock().take();

@@ -1,6 +1,6 @@
 //! File lifecycle: tables replaced by compaction stay on disk while a reader still holds
 //! them and disappear when it lets go; orphans of an interrupted flush or compaction and
-//! obsolete WAL segments are removed at open.
+//! obsolete WAL segments are removed at open; a compaction running at close is dropped.
 
 mod common;
 
@@ -99,4 +99,68 @@ fn orphans_and_obsolete_segments_are_removed_at_open() {
     db.flush().unwrap();
     let newest = files(dir.path(), ".sst").into_iter().max().unwrap();
     assert!(newest.as_str() > "999990.sst", "{newest}");
+}
+
+/// Closing while a compaction runs drops the compaction instead of finishing it: close
+/// returns without writing the rest of its output, the partial output is removed at
+/// once, the caller of `compact` gets `Closed`, and every write is there after reopening.
+#[test]
+fn close_cancels_a_running_compaction() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let fs = common::ControlledFs::new();
+    // No background threads: nothing compacts but `compact`.
+    let opts = options();
+    let db = Db::open_with_fs(
+        dir.path(),
+        opts.clone(),
+        Arc::new(common::Controlled(fs.clone())),
+    )
+    .unwrap();
+    let n = 20_000u32;
+    for part in 0..4 {
+        for i in (part..n).step_by(4) {
+            db.put(format!("key{i:06}"), format!("value{i}")).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let live = files(dir.path(), ".sst");
+    assert_eq!(live.len(), 4);
+
+    // The compaction stops at its first output table until released.
+    fs.hold_tables();
+    let compacting = {
+        let db = db.clone();
+        std::thread::spawn(move || db.compact())
+    };
+    common::wait_until(Duration::from_secs(10), "compaction to start", || {
+        fs.blocked.load(Ordering::SeqCst) == 1
+    });
+    let closing = std::thread::spawn(move || db.close());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !closing.is_finished(),
+        "close waits for the compaction to stop"
+    );
+    fs.release_tables();
+    assert!(matches!(
+        compacting.join().unwrap(),
+        Err(lsm_core::Error::Closed)
+    ));
+    closing.join().unwrap().unwrap();
+    assert_eq!(files(dir.path(), ".sst"), live, "partial output removed");
+
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert_eq!(db.stats().levels[0].files, 4);
+    for i in (0..n).step_by(97) {
+        let want = format!("value{i}");
+        assert_eq!(
+            db.get(format!("key{i:06}")).unwrap().as_deref(),
+            Some(want.as_bytes())
+        );
+    }
+    db.close().unwrap();
 }

@@ -30,7 +30,14 @@ pub(crate) struct OutputSpec<'a> {
     pub(crate) next_number: &'a dyn Fn() -> u64,
     /// Whether a tombstone for this user key may be dropped.
     pub(crate) drop_tombstone: &'a dyn Fn(&[u8]) -> bool,
+    /// Asked every [`CANCEL_CHECK_ENTRIES`] input entries: when it says yes, the outputs
+    /// written so far are removed and [`Error::Closed`] returned (a compaction running
+    /// when the database closes is dropped, not finished; its inputs stay live).
+    pub(crate) cancelled: &'a dyn Fn() -> bool,
 }
+
+/// Input entries between two checks of [`OutputSpec::cancelled`].
+pub(crate) const CANCEL_CHECK_ENTRIES: u64 = 1024;
 
 /// Name of table `number` inside the database directory.
 pub(crate) fn table_file_name(number: u64) -> String {
@@ -45,7 +52,14 @@ pub(crate) fn write_tables(
     let mut outputs: Vec<(u64, u64, crate::sstable::TableProps)> = Vec::new();
     let mut current: Option<(u64, TableBuilder)> = None;
     let mut last_key: Option<Vec<u8>> = None;
+    let mut seen = 0u64;
     while input.valid() {
+        if seen % CANCEL_CHECK_ENTRIES == 0 && (spec.cancelled)() {
+            let numbers = outputs.iter().map(|o| o.0).chain(current.map(|c| c.0));
+            remove_tables(spec, numbers.collect());
+            return Err(Error::Closed);
+        }
+        seen += 1;
         let ikey = input.key();
         let Some((key, trailer)) = split_internal(ikey) else {
             return Err(Error::corruption(
@@ -106,6 +120,14 @@ pub(crate) fn write_tables(
             open_table(spec.fs, spec.dir, number, size, spec.level, &props)
         })
         .collect()
+}
+
+/// Removes the files of tables no version references (outputs of a cancelled job), best
+/// effort: what remains is removed as an orphan at the next open.
+pub(crate) fn remove_tables(spec: &OutputSpec<'_>, numbers: Vec<u64>) {
+    for number in numbers {
+        let _ = spec.fs.remove_file(&spec.dir.join(table_file_name(number)));
+    }
 }
 
 /// Maps and verifies a freshly written table and wraps it in a handle.
