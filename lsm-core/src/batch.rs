@@ -6,7 +6,9 @@
 
 use bytes::Bytes;
 
-use crate::coding::{put_len_prefixed, put_u32, put_u64, varint_len, DecodeError, Reader};
+use crate::coding::{
+    put_len_prefixed, put_u32, put_u64, put_varint, varint_len, DecodeError, Reader,
+};
 use crate::error::{Error, Result};
 use crate::types::{Kind, SeqNo, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
@@ -204,20 +206,50 @@ impl WriteBatch {
         }
     }
 
-    /// Decodes a WAL payload; values (and keys too long to store inline) are zero-copy
-    /// slices of `payload`.
+    /// Appends the payload of a version-2 WAL record: the first sequence and the
+    /// operation count as varints (instead of 12 fixed bytes), then the operations.
+    pub(crate) fn encode_wal(&self, first_seq: SeqNo, buf: &mut Vec<u8>) {
+        buf.reserve(self.encoded_len());
+        put_varint(buf, first_seq);
+        put_varint(buf, self.ops.len() as u64);
+        for op in &self.ops {
+            encode_op(buf, op.kind, &op.key, &op.value);
+        }
+    }
+
+    /// Decodes [`WriteBatch::encode`]'s form (version-1 WAL records, replication);
+    /// values (and keys too long to store inline) are zero-copy slices of `payload`.
     pub(crate) fn decode(payload: &Bytes) -> Result<(SeqNo, WriteBatch), DecodeError> {
         let mut r = Reader::new(payload);
         let first_seq = r.u64("batch sequence")?;
-        let count = r.u32("batch count")? as usize;
+        let count = u64::from(r.u32("batch count")?);
+        Self::decode_ops(payload, r, first_seq, count)
+    }
+
+    /// Decodes [`WriteBatch::encode_wal`]'s form (version-2 WAL records).
+    pub(crate) fn decode_wal(payload: &Bytes) -> Result<(SeqNo, WriteBatch), DecodeError> {
+        let mut r = Reader::new(payload);
+        let first_seq = r.varint("batch sequence")?;
+        let count = r.varint("batch count")?;
+        Self::decode_ops(payload, r, first_seq, count)
+    }
+
+    /// Decodes the `count` operations after a batch header that `r` has just read.
+    fn decode_ops(
+        payload: &Bytes,
+        mut r: Reader<'_>,
+        first_seq: SeqNo,
+        count: u64,
+    ) -> Result<(SeqNo, WriteBatch), DecodeError> {
         // Each op takes at least two bytes; a larger count is corrupt and must not
         // drive a huge allocation.
-        if count > r.remaining() / 2 + 1 {
+        if count > r.remaining() as u64 / 2 + 1 {
             return Err(DecodeError::new(
-                8,
+                r.position(),
                 format!("batch count {count} exceeds its payload"),
             ));
         }
+        let count = count as usize;
         let mut batch = WriteBatch::new();
         batch.ops.reserve(count);
         let slice = |s: &[u8]| payload.slice_ref(s);
@@ -260,11 +292,12 @@ impl OneOp<'_> {
         BATCH_HEADER_BYTES + op_encoded_len(self.kind, self.key.len(), self.value.len())
     }
 
-    /// Appends the WAL payload of the one-operation batch with sequence `seq`.
-    pub(crate) fn encode(&self, seq: SeqNo, buf: &mut Vec<u8>) {
+    /// Appends the version-2 WAL payload of the one-operation batch with sequence `seq`
+    /// (see [`WriteBatch::encode_wal`]).
+    pub(crate) fn encode_wal(&self, seq: SeqNo, buf: &mut Vec<u8>) {
         buf.reserve(self.encoded_len());
-        put_u64(buf, seq);
-        put_u32(buf, 1);
+        put_varint(buf, seq);
+        put_varint(buf, 1);
         encode_op(buf, self.kind, self.key, self.value);
     }
 

@@ -815,7 +815,7 @@ impl Inner {
         let mut next = *seq + 1;
         let mut user_bytes = 0u64;
         for p in group {
-            frame_record(buf, |b| p.batch.encode(next, b));
+            frame_record(buf, |b| p.batch.encode_wal(next, b));
             next += p.batch.len() as u64;
             user_bytes += p
                 .batch
@@ -825,7 +825,7 @@ impl Inner {
                 .sum::<u64>();
         }
         if let Some(o) = own {
-            frame_record(buf, |b| o.encode(next, b));
+            frame_record(buf, |b| o.encode_wal(next, b));
             next += 1;
             user_bytes += (o.key.len() + o.value.len()) as u64;
         }

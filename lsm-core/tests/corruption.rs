@@ -198,9 +198,10 @@ fn torn_wal_tail_keeps_every_complete_record() {
 
 /// A WAL segment header as `docs/format/wal.md` defines it: magic, version 1, reserved,
 /// number, xxh3-64 of the first 24 bytes.
-fn segment_header(number: u64) -> Vec<u8> {
+/// A WAL segment header (`docs/format/wal.md`) for segment `number` in format `version`.
+fn segment_header(number: u64, version: u32) -> Vec<u8> {
     let mut h = b"LSMWAL\0\x01".to_vec();
-    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&version.to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes());
     h.extend_from_slice(&number.to_le_bytes());
     let c = xxhash_rust::xxh3::xxh3_64(&h);
@@ -222,17 +223,22 @@ fn torn_tail_followed_by_an_empty_segment_opens() {
     let number: u64 = wal.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let bytes = std::fs::read(&wal).unwrap();
     let next = format!("{:06}.wal", number + 100);
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
 
     let copy = copy_dir(base.path());
     std::fs::write(copy.path().join(&name), &bytes[..bytes.len() - 3]).unwrap();
-    std::fs::write(copy.path().join(&next), segment_header(number + 100)).unwrap();
+    std::fs::write(
+        copy.path().join(&next),
+        segment_header(number + 100, version),
+    )
+    .unwrap();
     let present = check_damaged(copy.path(), "torn tail, then an empty segment", true);
     assert_eq!(present, Some(TABLE_KEYS + WAL_KEYS - 1));
 
     // The same torn segment followed by one holding records (the original's, renumbered).
     let copy = copy_dir(base.path());
     std::fs::write(copy.path().join(&name), &bytes[..bytes.len() - 3]).unwrap();
-    let mut later = segment_header(number + 100);
+    let mut later = segment_header(number + 100, version);
     later.extend_from_slice(&bytes[32..]);
     std::fs::write(copy.path().join(&next), later).unwrap();
     let e = Db::open(copy.path(), options()).unwrap_err();

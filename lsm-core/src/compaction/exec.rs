@@ -54,7 +54,7 @@ pub(crate) fn write_tables(
     let mut last_key: Option<Vec<u8>> = None;
     let mut seen = 0u64;
     while input.valid() {
-        if seen % CANCEL_CHECK_ENTRIES == 0 && (spec.cancelled)() {
+        if seen.is_multiple_of(CANCEL_CHECK_ENTRIES) && (spec.cancelled)() {
             let numbers = outputs.iter().map(|o| o.0).chain(current.map(|c| c.0));
             remove_tables(spec, numbers.collect());
             return Err(Error::Closed);
