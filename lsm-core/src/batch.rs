@@ -1,5 +1,6 @@
-//! [`WriteBatch`]: a group of puts and deletes applied atomically, and its encoding as a
-//! WAL record payload (see `docs/format/wal.md`).
+//! [`WriteBatch`]: a group of puts and deletes applied atomically, and its encodings as a
+//! WAL record payload: varint header (version 2, written) and fixed header (version 1,
+//! read; also `to_bytes`, what replication ships). See `docs/format/wal.md`.
 //!
 //! Invariant: a batch is applied all-or-nothing, in memory and after a crash, because it
 //! is one checksummed WAL record.
@@ -137,7 +138,8 @@ impl WriteBatch {
         self.encoded_bytes = 0;
     }
 
-    /// Size of the batch's WAL payload, in bytes.
+    /// Size of the batch's serialized form ([`WriteBatch::to_bytes`]), in bytes: what
+    /// [`MAX_BATCH_BYTES`] limits. Its WAL record payload is a few bytes smaller.
     pub fn encoded_len(&self) -> usize {
         BATCH_HEADER_BYTES + self.encoded_bytes
     }
@@ -148,9 +150,9 @@ impl WriteBatch {
         self.ops.extend(other.ops);
     }
 
-    /// The batch's serialized form, as the WAL stores it (`docs/format/wal.md`): the
-    /// sequence number its first operation gets, the operation count, then each
-    /// operation. Replication ships batches in this form.
+    /// The batch's serialized form (`docs/format/wal.md`, the batch payload of version-1
+    /// WAL records): the sequence number its first operation gets (u64), the operation
+    /// count (u32), then each operation. Replication ships batches in this form.
     pub fn to_bytes(&self, first_seq: u64) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.encoded_len());
         self.encode(first_seq, &mut buf);
@@ -196,7 +198,8 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Appends the WAL payload for this batch, whose first op gets sequence `first_seq`.
+    /// Appends the batch in [`WriteBatch::to_bytes`]'s form (fixed 12-byte header),
+    /// its first op getting sequence `first_seq`.
     pub(crate) fn encode(&self, first_seq: SeqNo, buf: &mut Vec<u8>) {
         buf.reserve(self.encoded_len());
         put_u64(buf, first_seq);
