@@ -204,9 +204,7 @@ impl WriteBatch {
         buf.reserve(self.encoded_len());
         put_u64(buf, first_seq);
         put_u32(buf, self.ops.len() as u32);
-        for op in &self.ops {
-            encode_op(buf, op.kind, &op.key, &op.value);
-        }
+        self.encode_ops(buf);
     }
 
     /// Appends the payload of a version-2 WAL record: the first sequence and the
@@ -215,6 +213,11 @@ impl WriteBatch {
         buf.reserve(self.encoded_len());
         put_varint(buf, first_seq);
         put_varint(buf, self.ops.len() as u64);
+        self.encode_ops(buf);
+    }
+
+    /// The operations after either header.
+    fn encode_ops(&self, buf: &mut Vec<u8>) {
         for op in &self.ops {
             encode_op(buf, op.kind, &op.key, &op.value);
         }
