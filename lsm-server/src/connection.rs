@@ -322,7 +322,19 @@ pub async fn handle(
                         let replies = match (held, state.replication.as_ref()) {
                             (Err(reply), _) => vec![reply; group.len()],
                             (Ok(held), Some(repl)) => settle(&state, repl, run(), held).await,
-                            (Ok(_), None) => run(),
+                            (Ok(_), None) => match state.committer.as_ref() {
+                                Some(committer) => {
+                                    let n = group.len();
+                                    match committer.execute(std::mem::take(&mut group)).await {
+                                        Some((sent, replies)) => {
+                                            group = sent;
+                                            replies
+                                        }
+                                        None => vec![Reply::err("ERR server is shutting down"); n],
+                                    }
+                                }
+                                None => run(),
+                            },
                         };
                         let per_command = started.elapsed() / group.len() as u32;
                         for ((index, _), reply) in group.iter().zip(&replies) {

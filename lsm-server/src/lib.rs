@@ -6,6 +6,7 @@
 //! configuration and metrics: `docs/operations.md`.
 
 pub mod command;
+pub mod committer;
 pub mod config;
 pub mod connection;
 pub mod engine;

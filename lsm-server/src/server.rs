@@ -168,8 +168,28 @@ impl Server {
                 }
             }
         }
+        // Standalone, every write goes through the committer thread; in cluster mode the
+        // replication log orders them instead.
+        let state = if state.replication.is_none() {
+            let mut spawned = Ok(());
+            let state = Arc::new_cyclic(|weak| {
+                match crate::committer::Committer::start(weak.clone()) {
+                    Ok(c) => state.committer = Some(c),
+                    Err(e) => spawned = Err(e),
+                }
+                state
+            });
+            if let Err(e) = spawned {
+                let db = state.db();
+                let _ = tokio::task::spawn_blocking(move || db.close()).await;
+                return Err(ServerError::io("starting the committer thread", e));
+            }
+            state
+        } else {
+            Arc::new(state)
+        };
         Ok(Server {
-            state: Arc::new(state),
+            state,
             listener,
             metrics,
         })

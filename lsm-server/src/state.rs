@@ -6,26 +6,29 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lsm_core::Db;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// Number of lock stripes; keys hash onto them.
-pub const KEY_LOCK_STRIPES: usize = 1024;
+pub const KEY_LOCK_STRIPES: usize = 4096;
 
 /// Per-key mutual exclusion for read-modify-write commands.
 ///
 /// Every command that writes takes the stripes of its keys (in index order, so two
 /// commands can never deadlock); plain reads take none: the engine makes each committed
-/// batch visible atomically. Standalone, the command takes them itself and its guards
-/// are never held across an `.await`. In cluster mode the connection takes them
-/// ([`KeyLocks::lock_async`]) before executing the command and holds them until its
-/// write is applied, which takes a replication round trip; the command's own `lock`
-/// is then a no-op.
+/// batch visible atomically. A command that reads the keys it writes (SET with NX, XX or
+/// GET, DEL, EXEC) takes them exclusively; a blind write (plain SET, MSET) takes them
+/// shared, so blind writes never wait for one another (the engine orders them) but do
+/// wait for, and hold off, a read-modify-write of the same keys. Standalone, the command
+/// takes them itself and its guards are never held across an `.await`. In cluster mode
+/// the connection takes them ([`KeyLocks::lock_async`], always exclusively) before
+/// executing the command and holds them until its write is applied, which takes a
+/// replication round trip; the command's own `lock` is then a no-op.
 #[derive(Debug)]
 pub struct KeyLocks {
-    stripes: Vec<Mutex<()>>,
+    stripes: Vec<RwLock<()>>,
     /// Cluster mode: the stripes the connection holds across the replication wait.
     async_stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
@@ -33,7 +36,7 @@ pub struct KeyLocks {
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
-            stripes: (0..KEY_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..KEY_LOCK_STRIPES).map(|_| RwLock::new(())).collect(),
             async_stripes: Vec::new(),
         }
     }
@@ -42,13 +45,24 @@ impl Default for KeyLocks {
 /// Stripes held by a connection across an `.await` (cluster mode); released on drop.
 pub type AsyncHeld = Vec<tokio::sync::OwnedMutexGuard<()>>;
 
+/// How a command holds its stripes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// A blind write: excludes read-modify-writes of the same keys only.
+    Shared,
+    /// A read-modify-write: excludes every other write of the same keys.
+    Exclusive,
+}
+
 /// The stripes one command holds; released on drop.
 #[derive(Debug)]
 pub enum Held<'a> {
     None,
-    /// The common case, without allocating.
-    One(MutexGuard<'a, ()>),
-    Many(Vec<MutexGuard<'a, ()>>),
+    /// The common cases, without allocating.
+    One(RwLockWriteGuard<'a, ()>),
+    OneShared(RwLockReadGuard<'a, ()>),
+    Many(Vec<RwLockWriteGuard<'a, ()>>),
+    ManyShared(Vec<RwLockReadGuard<'a, ()>>),
 }
 
 impl KeyLocks {
@@ -88,9 +102,9 @@ impl KeyLocks {
         held
     }
 
-    /// Locks the stripes of all `keys` (a no-op in cluster mode, where the connection
-    /// holds them already).
-    pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Held<'_> {
+    /// Locks the stripes of all `keys` in `mode` (a no-op in cluster mode, where the
+    /// connection holds them already).
+    pub fn lock<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>, mode: LockMode) -> Held<'_> {
         if self.is_async() {
             return Held::None;
         }
@@ -101,12 +115,20 @@ impl KeyLocks {
         let first = Self::stripe(first);
         let mut idx: Vec<usize> = keys.map(Self::stripe).collect();
         if idx.iter().all(|&i| i == first) {
-            return Held::One(self.stripes[first].lock());
+            let stripe = &self.stripes[first];
+            return match mode {
+                LockMode::Shared => Held::OneShared(stripe.read()),
+                LockMode::Exclusive => Held::One(stripe.write()),
+            };
         }
         idx.push(first);
         idx.sort_unstable();
         idx.dedup();
-        Held::Many(idx.into_iter().map(|i| self.stripes[i].lock()).collect())
+        let stripes = idx.into_iter().map(|i| &self.stripes[i]);
+        match mode {
+            LockMode::Shared => Held::ManyShared(stripes.map(|s| s.read()).collect()),
+            LockMode::Exclusive => Held::Many(stripes.map(|s| s.write()).collect()),
+        }
     }
 }
 
@@ -151,6 +173,10 @@ pub struct ServerState {
     pub cluster: Option<Arc<lsm_cluster::Cluster>>,
     /// The replicated log; None when standalone.
     pub replication: Option<Arc<crate::replication::Replication>>,
+    /// Standalone: the thread that commits every connection's write groups (see
+    /// [`crate::committer`]); None in cluster mode, where writes commit on the
+    /// connection's own task through the replicated log.
+    pub committer: Option<crate::committer::Committer>,
 }
 
 impl ServerState {
@@ -170,6 +196,61 @@ impl ServerState {
             port,
             cluster: None,
             replication: None,
+            committer: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Blind writes share a stripe; a read-modify-write waits for them and holds them
+    /// off until it is done.
+    #[test]
+    fn shared_and_exclusive_stripes() {
+        let locks = Arc::new(KeyLocks::default());
+        let a = || [&b"a"[..]];
+        let first = locks.lock(a(), LockMode::Shared);
+        // A second blind write of the same key does not wait.
+        drop(locks.lock(a(), LockMode::Shared));
+        let (granted, rx) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let rmw = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                let held = locks.lock([&b"b"[..], b"a"], LockMode::Exclusive);
+                granted.send(()).unwrap();
+                released.recv().unwrap();
+                drop(held);
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "an exclusive lock was granted while a shared one was held"
+        );
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // While the read-modify-write holds the stripes, a blind write waits for it.
+        let (tx, blind_granted) = mpsc::channel();
+        let blind = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                drop(locks.lock(a(), LockMode::Shared));
+                tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            blind_granted
+                .recv_timeout(Duration::from_millis(200))
+                .is_err(),
+            "a shared lock was granted while an exclusive one was held"
+        );
+        release.send(()).unwrap();
+        rmw.join().unwrap();
+        blind_granted.recv_timeout(Duration::from_secs(10)).unwrap();
+        blind.join().unwrap();
     }
 }

@@ -67,6 +67,20 @@ fn get(state: &ServerState, req: &Request, txn: &Txn<'_>) -> Result<Reply, Reply
     Ok(v.map_or(Reply::Nil, Reply::Bulk))
 }
 
+/// Whether write command `name` reads a key it writes (SET NX/XX/GET, DEL, ...), and so
+/// must exclude every other write of its keys; plain SET and MSET write blindly.
+pub fn reads_before_writing(name: &str, req: &Request) -> bool {
+    match name {
+        "set" => req.get(3..).unwrap_or_default().iter().any(|o| {
+            o.eq_ignore_ascii_case(b"NX")
+                || o.eq_ignore_ascii_case(b"XX")
+                || o.eq_ignore_ascii_case(b"GET")
+        }),
+        "mset" => false,
+        _ => true,
+    }
+}
+
 /// `SET key value [NX|XX] [GET]`. Expiry options are refused: keys do not expire here.
 fn set(req: &Request, txn: &mut Txn<'_>) -> Result<Reply, Reply> {
     let (mut nx, mut xx, mut get) = (false, false, false);

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use lsm_core::{Db, WriteBatch};
 
 use crate::protocol::{Protocol, Reply, Request};
-use crate::state::ServerState;
+use crate::state::{LockMode, ServerState};
 
 /// A row of the command table.
 #[derive(Debug, Clone, Copy)]
@@ -340,27 +340,51 @@ pub fn groupable_write(state: &ServerState, session: &Session, req: &Request) ->
 }
 
 /// Executes consecutive write commands of one connection's pipeline in one [`Txn`]: the
-/// stripes of all their keys are locked, each command runs in order (seeing the earlier
-/// ones' writes), and one batch is committed. Every read these commands make is of a key
+/// stripes of all their keys are locked (shared if every command writes blindly, see
+/// [`crate::state::KeyLocks`]), each command runs in order (seeing the earlier ones'
+/// writes), and one batch is committed. Every read these commands make is of a key
 /// they hold locked, so the outcome equals running them one after the other, with one
 /// WAL write instead of one per command. If the commit fails, every command that would
 /// have written gets the error.
 pub fn execute_write_group(state: &ServerState, group: &[(usize, Request)]) -> Vec<Reply> {
+    execute_write_groups(state, &[group])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Executes the write groups of several connections as [`execute_write_group`] executes
+/// one, all in one [`Txn`] committed as one batch: the outcome equals running the groups
+/// one after the other in the order given. Returns each group's replies.
+pub fn execute_write_groups(
+    state: &ServerState,
+    groups: &[&[(usize, Request)]],
+) -> Vec<Vec<Reply>> {
+    let commands = || groups.iter().flat_map(|g| g.iter());
+    let mode = if commands().any(|(i, r)| data::reads_before_writing(COMMANDS[*i].name, r)) {
+        LockMode::Exclusive
+    } else {
+        LockMode::Shared
+    };
     let _guards = state
         .locks
-        .lock(group.iter().flat_map(|(i, r)| COMMANDS[*i].keys(r)));
+        .lock(commands().flat_map(|(i, r)| COMMANDS[*i].keys(r)), mode);
     let mut txn = Txn::for_state(state);
-    let replies: Vec<Reply> = group
+    let mut replies: Vec<Vec<Reply>> = groups
         .iter()
-        .map(|(i, r)| data::run(state, COMMANDS[*i].name, r, &mut txn))
+        .map(|g| {
+            g.iter()
+                .map(|(i, r)| data::run(state, COMMANDS[*i].name, r, &mut txn))
+                .collect()
+        })
         .collect();
-    match txn.commit() {
-        Ok(()) => replies,
-        Err(e) => replies
-            .into_iter()
-            .map(|r| if r.is_error() { r } else { e.clone() })
-            .collect(),
+    if let Err(e) = txn.commit() {
+        for r in replies.iter_mut().flatten() {
+            if !r.is_error() {
+                *r = e.clone();
+            }
+        }
     }
+    replies
 }
 
 /// Whether `req` must run on the leader in cluster mode: it reads or writes data, or is
@@ -453,7 +477,7 @@ fn dispatch(
             let keys = spec.keys(req);
             // Reads take no lock: each committed batch becomes visible atomically.
             let _guards = if spec.is_write() {
-                Some(state.locks.lock(keys))
+                Some(state.locks.lock(keys, LockMode::Exclusive))
             } else {
                 None
             };
@@ -483,7 +507,7 @@ fn exec(state: &ServerState, session: &mut Session) -> Reply {
         .zip(&specs)
         .flat_map(|(r, s)| s.keys(r))
         .collect();
-    let _guards = state.locks.lock(keys);
+    let _guards = state.locks.lock(keys, LockMode::Exclusive);
     let mut txn = Txn::for_state(state);
     let mut replies = Vec::with_capacity(queued.len());
     for (req, spec) in queued.iter().zip(&specs) {
@@ -534,5 +558,70 @@ mod tests {
             unknown_command(&req(&["foo", "a", "b"])),
             Reply::err("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
         );
+    }
+
+    fn group(requests: &[&[&str]]) -> Vec<(usize, Request)> {
+        requests
+            .iter()
+            .map(|r| (lookup(r[0].as_bytes()).unwrap(), req(r)))
+            .collect()
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// Groups of several connections merged into one batch answer as if run one after
+    /// the other, and commit as one engine write.
+    #[test]
+    fn merged_write_groups_run_in_order_and_commit_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), lsm_core::Options::default()).unwrap();
+        let state = ServerState::new(db.clone(), crate::Config::default(), 0);
+        let a = group(&[&["set", "x", "1"], &["mset", "y", "2", "z", "3"]]);
+        let b = group(&[
+            &["set", "x", "2", "GET"],
+            &["set", "y", "9", "NX"],
+            &["set", "w", "4", "XX"],
+        ]);
+        let c = group(&[
+            &["del", "x", "z", "nosuch"],
+            &["set", "x", "5", "NX", "GET"],
+        ]);
+        let before = db.stats().commit_groups;
+        let replies = execute_write_groups(&state, &[&a, &b, &c]);
+        assert_eq!(db.stats().commit_groups - before, 1);
+        assert_eq!(
+            replies,
+            vec![
+                vec![Reply::ok(), Reply::ok()],
+                vec![bulk("1"), Reply::Nil, Reply::Nil],
+                vec![Reply::Int(2), Reply::Nil],
+            ]
+        );
+        let get = |k: &str| db.get(k).unwrap().map(|v| v.to_vec());
+        assert_eq!(get("x"), Some(b"5".to_vec()));
+        assert_eq!(get("y"), Some(b"2".to_vec()));
+        assert_eq!((get("z"), get("w")), (None, None));
+        // A failed commit fails every command that would have written.
+        db.close().unwrap();
+        let replies = execute_write_groups(&state, &[&a, &group(&[&["set", "q", "1"]])]);
+        assert_eq!(replies.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        assert!(replies.iter().flatten().all(Reply::is_error), "{replies:?}");
+    }
+
+    #[test]
+    fn blind_writes_are_told_from_read_modify_writes() {
+        let blind = |r: &[&str]| !data::reads_before_writing(r[0], &req(r));
+        assert!(blind(&["set", "k", "v"]));
+        assert!(blind(&["mset", "k", "v", "l", "w"]));
+        for rmw in [
+            &["set", "k", "v", "nx"][..],
+            &["set", "k", "v", "XX"],
+            &["set", "k", "v", "Get"],
+            &["del", "k"],
+        ] {
+            assert!(!blind(rmw), "{rmw:?}");
+        }
     }
 }
