@@ -4,10 +4,11 @@
 //!
 //! Locks, always taken in this order, none held across user code:
 //! `manifest` (installs a new version, writes MANIFEST) → `wal` (appends, rotation,
-//! checkpoint) → `sv` (the current [`SuperVersion`], held only to clone or swap an `Arc`).
-//! The `commit` queue lock is never held while any of these is taken; commit leadership
-//! (`leader_active`) serialises the write path and rotation. Readers take only the `sv`
-//! read lock, for a pointer clone: they never wait for flush, compaction or I/O.
+//! checkpoint) → `sv_install` (serialises replacing the current [`SuperVersion`], an
+//! `ArcSwap`). The `commit` queue lock is never held while any of these is taken; commit
+//! leadership (`leader_active`) serialises the write path and rotation. Readers take no
+//! lock: they load the current super version from the `ArcSwap` (a guard for a get, an
+//! `Arc` for snapshots and iterators) and never wait for flush, compaction or I/O.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -17,8 +18,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::admission::{admit, Admission, WriteState};
 use crate::batch::{OneOp, WriteBatch};
@@ -117,7 +119,11 @@ pub(crate) struct Inner {
     opts: Options,
     fs: Arc<dyn FileSystem>,
     table_opts: TableOptions,
-    sv: RwLock<Arc<SuperVersion>>,
+    /// The memtables and table version reads start from. Replaced whole, only through
+    /// [`Inner::install_sv`].
+    sv: ArcSwap<SuperVersion>,
+    /// Serialises replacements of `sv` (each derives the next from the current one).
+    sv_install: Mutex<()>,
     commit: Mutex<CommitQueue>,
     commit_cv: Condvar,
     wal: Mutex<WalState>,
@@ -250,8 +256,8 @@ impl Db {
         let inner = self.inner();
         inner.check_open()?;
         let seq = inner.visible_seq.load(Ordering::Acquire);
-        let sv = inner.current_sv();
-        sv.get(key.as_ref(), seq, &inner.counters)
+        // A guard, not a clone: no shared reference count is touched.
+        inner.sv.load().get(key.as_ref(), seq, &inner.counters)
     }
 
     /// A point-in-time iterator over the keys in `range`, in key order.
@@ -627,7 +633,8 @@ impl Inner {
         Ok(Inner {
             dir: dir.to_path_buf(),
             table_opts,
-            sv: RwLock::new(Arc::new(sv)),
+            sv: ArcSwap::from_pointee(sv),
+            sv_install: Mutex::new(()),
             commit: Mutex::new(CommitQueue {
                 pending: Vec::new(),
                 spare: Vec::new(),
@@ -662,7 +669,14 @@ impl Inner {
     }
 
     fn current_sv(&self) -> Arc<SuperVersion> {
-        self.sv.read().clone()
+        self.sv.load_full()
+    }
+
+    /// Replaces the super version with one derived from the current one.
+    fn install_sv(&self, next: impl FnOnce(&SuperVersion) -> SuperVersion) {
+        let _installing = self.sv_install.lock();
+        let current = self.sv.load_full();
+        self.sv.store(Arc::new(next(&current)));
     }
 
     fn check_open(&self) -> Result<()> {
@@ -942,14 +956,15 @@ impl Inner {
                 .inspect_err(|e| self.set_poison(format!("WAL rotation failed: {e}")))?;
             wal.writer = writer;
             wal.segments.insert(number);
-            let mut sv = self.sv.write();
-            let mut sealed = Vec::with_capacity(sv.sealed.len() + 1);
-            sealed.push(sv.active.clone());
-            sealed.extend(sv.sealed.iter().cloned());
-            *sv = Arc::new(SuperVersion {
-                active: Arc::new(Memtable::new(number, self.opts.memtable_size_bytes)),
-                sealed,
-                version: sv.version.clone(),
+            self.install_sv(|sv| {
+                let mut sealed = Vec::with_capacity(sv.sealed.len() + 1);
+                sealed.push(sv.active.clone());
+                sealed.extend(sv.sealed.iter().cloned());
+                SuperVersion {
+                    active: Arc::new(Memtable::new(number, self.opts.memtable_size_bytes)),
+                    sealed,
+                    version: sv.version.clone(),
+                }
             });
         }
         self.notify_bg();
@@ -1042,19 +1057,16 @@ impl Inner {
             .unwrap_or(0);
         self.write_manifest(&version, log_number)?;
         m.log_number = log_number;
-        {
-            let mut sv = self.sv.write();
-            *sv = Arc::new(SuperVersion {
-                active: sv.active.clone(),
-                sealed: sv
-                    .sealed
-                    .iter()
-                    .filter(|s| !Arc::ptr_eq(s, &mem))
-                    .cloned()
-                    .collect(),
-                version,
-            });
-        }
+        self.install_sv(|sv| SuperVersion {
+            active: sv.active.clone(),
+            sealed: sv
+                .sealed
+                .iter()
+                .filter(|s| !Arc::ptr_eq(s, &mem))
+                .cloned()
+                .collect(),
+            version,
+        });
         self.delete_obsolete_wals(&m);
         drop(m);
         bump(&self.counters.flushes, 1);
@@ -1210,8 +1222,7 @@ impl Inner {
             let cur = self.current_sv();
             let new_version = Arc::new(cur.version.apply(&VersionEdit { removed, added }));
             self.write_manifest(&new_version, m.log_number)?;
-            let mut sv = self.sv.write();
-            *sv = Arc::new(SuperVersion {
+            self.install_sv(|sv| SuperVersion {
                 active: sv.active.clone(),
                 sealed: sv.sealed.clone(),
                 version: new_version,
@@ -1321,6 +1332,10 @@ impl Inner {
             memtable_bytes: sv.active.approx_bytes() as u64,
             sealed_memtables: sv.sealed.len() as u64,
             sealed_memtable_bytes: sv.sealed.iter().map(|m| m.approx_bytes() as u64).sum(),
+            memtable_index_bytes: std::iter::once(&sv.active)
+                .chain(&sv.sealed)
+                .map(|m| m.index_bytes() as u64)
+                .sum(),
             table_entries: sv
                 .version
                 .all_tables()

@@ -1,75 +1,22 @@
 //! The memtable: an arena-backed skip list ([`SkipList`]) of internal keys (user key
-//! ascending, sequence descending) to values, and a key filter in front of it.
+//! ascending, sequence descending) to values, with a point index (a hash table from each
+//! user key to its newest version) for lookups.
 //!
 //! Invariants: entries are only inserted, never changed or removed; one writer (the
 //! commit-group leader, or recovery) inserts at a time, readers run concurrently without
 //! locks. A memtable is tied to the WAL segment that holds its writes; once sealed it
 //! receives no more inserts.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::Bytes;
 
-use crate::skiplist::SkipList;
+use crate::skiplist::{Newest, SkipList};
 use crate::sstable::bloom::bloom_hash;
-use crate::types::{seek_trailer, trailer, trailer_kind, Kind, SeqNo};
+use crate::types::{seek_trailer, trailer, trailer_kind, trailer_seq, Kind, SeqNo};
 
-/// The smallest entry the key filter is sized for, in bytes: a memtable of
-/// `capacity_bytes` gets filter bits for `capacity_bytes / FILTER_ENTRY_BYTES` entries.
-const FILTER_ENTRY_BYTES: usize = 96;
-
-/// Filter bits per entry, for as many entries as the memtable's budget can hold.
-const FILTER_BITS_PER_ENTRY: usize = 10;
-/// Bits set and tested per key, all in one 512-bit line.
-const FILTER_PROBES: u32 = 6;
-
-/// A blocked bloom filter over a memtable's user keys: a lookup of a key the memtable
-/// does not hold usually ends after reading one cache line, instead of a skip-list search
-/// (a cache miss per level). One writer sets bits (the inserting commit leader, so a
-/// plain load and store suffice); readers test them. A reader sees the bits of every
-/// entry its sequence number covers: they are set before the sequence is published.
-struct KeyFilter {
-    words: Box<[AtomicU64]>,
-    lines: u64,
-}
-
-impl KeyFilter {
-    /// A filter for a memtable of `capacity_bytes`. More entries than it is sized for
-    /// only raise the false-positive rate.
-    fn new(capacity_bytes: usize) -> Self {
-        let entries = (capacity_bytes / FILTER_ENTRY_BYTES).max(64);
-        let lines = (entries * FILTER_BITS_PER_ENTRY).div_ceil(512);
-        KeyFilter {
-            words: (0..lines * 8).map(|_| AtomicU64::new(0)).collect(),
-            lines: lines as u64,
-        }
-    }
-
-    /// The first word of the key's line, and its bit positions in the line.
-    fn probes(&self, hash: u64) -> (usize, impl Iterator<Item = usize>) {
-        let line = ((u128::from(hash) * u128::from(self.lines)) >> 64) as usize;
-        let bits = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let positions = (0..FILTER_PROBES).map(move |i| ((bits >> (i * 9)) & 511) as usize);
-        (line * 8, positions)
-    }
-
-    fn add(&self, hash: u64) {
-        let (base, positions) = self.probes(hash);
-        for p in positions {
-            let word = &self.words[base + p / 64];
-            let bit = 1u64 << (p % 64);
-            let w = word.load(Ordering::Relaxed);
-            if w & bit == 0 {
-                word.store(w | bit, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn may_contain(&self, hash: u64) -> bool {
-        let (base, mut positions) = self.probes(hash);
-        positions.all(|p| self.words[base + p / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0)
-    }
-}
+/// The point index starts with a slot per this many bytes of memtable capacity (so at
+/// most half full while the average entry takes 128 bytes or more; it doubles when
+/// smaller entries fill it): 8 MiB of slots for a 64 MiB memtable.
+const INDEX_BYTES_PER_SLOT: usize = 64;
 
 /// Memtables holding more node bytes than this are freed on a thread of their own.
 const RECLAIM_IN_BACKGROUND_BYTES: usize = 1 << 20;
@@ -92,7 +39,6 @@ pub(crate) enum Lookup {
 /// One memtable.
 pub(crate) struct Memtable {
     list: SkipList,
-    filter: KeyFilter,
     wal_number: u64,
 }
 
@@ -123,12 +69,15 @@ impl Drop for Memtable {
 }
 
 impl Memtable {
-    /// A memtable for the writes of WAL segment `wal_number`, with a key filter and
+    /// A memtable for the writes of WAL segment `wal_number`, with a point index and
     /// arena chunks sized for `capacity_bytes` (`Options::memtable_size_bytes`).
     pub(crate) fn new(wal_number: u64, capacity_bytes: usize) -> Self {
         Memtable {
-            list: SkipList::new(chunk_bytes(capacity_bytes)),
-            filter: KeyFilter::new(capacity_bytes),
+            list: SkipList::with_point_index(
+                chunk_bytes(capacity_bytes),
+                capacity_bytes / INDEX_BYTES_PER_SLOT,
+                bloom_hash,
+            ),
             wal_number,
         }
     }
@@ -141,7 +90,6 @@ impl Memtable {
     /// Inserts a copy of `key` and `value` as version `seq`. Only one thread inserts at
     /// a time (the commit leader).
     pub(crate) fn insert(&self, key: &[u8], seq: SeqNo, kind: Kind, value: &[u8]) {
-        self.filter.add(bloom_hash(key));
         self.list.insert(key, trailer(seq, kind), value);
     }
 
@@ -159,13 +107,32 @@ impl Memtable {
         &self.list
     }
 
+    /// Bytes of the point index (8 per slot, every table it has had).
+    pub(crate) fn index_bytes(&self) -> usize {
+        self.list.index_bytes()
+    }
+
     /// The newest version of `key` with sequence `<= seq`, if any.
     /// `hash` is [`bloom_hash`] of `key`.
+    ///
+    /// The point index answers a key the memtable does not hold, and a key whose newest
+    /// version is visible at `seq` (a read at the latest sequence, the common case), from
+    /// one slot and one node; only a read at an older snapshot of a key written since
+    /// searches the list.
     pub(crate) fn get(&self, key: &[u8], hash: u64, seq: SeqNo) -> Option<Lookup> {
-        if !self.filter.may_contain(hash) {
-            return None;
-        }
-        let pos = self.list.seek(key, seek_trailer(seq))?;
+        let newest = match self.list.newest(key, hash) {
+            Newest::Absent => return None,
+            Newest::Node(pos) => {
+                let (ikey, _) = self.list.entry(pos);
+                let (_, t) = crate::types::split_internal(ikey)?;
+                (trailer_seq(t) <= seq).then_some(pos)
+            }
+            Newest::Unknown => None,
+        };
+        let pos = match newest {
+            Some(pos) => pos,
+            None => self.list.seek(key, seek_trailer(seq))?,
+        };
         let (ikey, value) = self.list.entry(pos);
         let (k, t) = crate::types::split_internal(ikey)?;
         if k != key {
@@ -233,35 +200,54 @@ mod tests {
 
     const MAX_SEQ_FOR_TEST: SeqNo = crate::types::MAX_SEQNO;
 
-    /// The key filter never denies a key that was added, and at its design load (as many
-    /// 100-byte entries as the budget holds) admits few that were not.
+    /// Through a point index that doubles several times: every key's newest version at
+    /// the latest sequence, older versions at older snapshots, and nothing for keys never
+    /// written.
     #[test]
-    fn key_filter_has_no_false_negatives_and_few_false_positives() {
-        let capacity = 4 << 20;
-        let f = KeyFilter::new(capacity);
-        let n = capacity / (FILTER_ENTRY_BYTES + 116);
-        for i in 0..n {
-            f.add(bloom_hash(format!("present{i}").as_bytes()));
+    fn point_index_grows_and_answers_like_the_list() {
+        let m = Memtable::new(1, 4096);
+        let first_bytes = m.index_bytes();
+        let n = 3_000u64;
+        for round in 0..2u64 {
+            for i in 0..n {
+                let k = format!("key{:06}", (i * 7919) % n);
+                let seq = round * n + i + 1;
+                m.insert(k.as_bytes(), seq, Kind::Value, &seq.to_le_bytes());
+            }
         }
+        assert!(m.index_bytes() > first_bytes * 64, "{}", m.index_bytes());
         for i in 0..n {
-            assert!(f.may_contain(bloom_hash(format!("present{i}").as_bytes())));
+            let k = format!("key{:06}", (i * 7919) % n);
+            let h = bloom_hash(k.as_bytes());
+            let newest = n + i + 1;
+            assert_eq!(
+                m.get(k.as_bytes(), h, MAX_SEQ_FOR_TEST),
+                Some(Lookup::Value(Bytes::copy_from_slice(&newest.to_le_bytes())))
+            );
+            assert_eq!(
+                m.get(k.as_bytes(), h, n),
+                Some(Lookup::Value(Bytes::copy_from_slice(
+                    &(i + 1).to_le_bytes()
+                )))
+            );
+            assert_eq!(m.get(k.as_bytes(), h, i), None);
+            let absent = format!("nokey{i}");
+            assert_eq!(
+                m.get(
+                    absent.as_bytes(),
+                    bloom_hash(absent.as_bytes()),
+                    MAX_SEQ_FOR_TEST
+                ),
+                None
+            );
         }
-        let fp = (0..100_000)
-            .filter(|i| f.may_contain(bloom_hash(format!("absent{i}").as_bytes())))
-            .count();
-        assert!(fp < 2_000, "{fp} false positives in 100000");
-        // A memtable answers absent keys without a search, and present ones as before.
-        let m = Memtable::new(1, capacity);
-        m.insert(b"here", 1, Kind::Value, b"v");
-        assert!(m.get(b"here", bloom_hash(b"here"), 5).is_some());
-        assert!(m.get(b"gone", bloom_hash(b"gone"), 5).is_none());
     }
 }
 
 #[cfg(test)]
 mod concurrent_tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
 
     /// While one writer adds versions of a few keys (publishing each sequence after the

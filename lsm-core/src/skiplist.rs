@@ -19,14 +19,27 @@
 //! - [`Pos`] values name nodes of the list that made them (checked by its id), so they
 //!   are valid exactly as long as a reference to that list is.
 //!
+//! Point index (optional, [`SkipList::with_point_index`]): an open-addressing hash table
+//! from each user key to its newest node, so a lookup at the newest sequence reads one
+//! slot and one node instead of a node per level. Each slot is one atomic word, the node
+//! pointer in its low 48 bits and 16 bits of the key's hash above them; the writer
+//! stores a key's slot after linking the node, and replaces it (atomically) when a newer
+//! version of the key is inserted. A slot, once it names a key, names that key forever
+//! (nothing is removed), and the table is at most half full, so every probe sequence
+//! ends at an empty slot. When it would be more than half full, the writer builds a
+//! table twice the size and publishes it; old tables stay allocated until the list
+//! drops, so a reader still probing one never reads freed memory.
+//!
 //! Layout of a node (8-byte aligned): `[next[h-1] .. next[0]] [header] [user key]
 //! [trailer u64 LE] [value]`. A node pointer points at the header; its tower lies just
 //! below it, so the level-0 link and the header share a cache line.
 
-use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc, alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::cmp::Ordering as CmpOrdering;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -149,6 +162,53 @@ impl Drop for Arena {
     }
 }
 
+/// Bits of a point-index slot that hold the node pointer; the bits above hold a tag
+/// from the key's hash. Slot value 0 means empty.
+const SLOT_PTR_BITS: u32 = 48;
+const SLOT_PTR_MASK: u64 = (1 << SLOT_PTR_BITS) - 1;
+
+/// One generation of the point index: linear probing over a power-of-two number of
+/// slots, at most half of them used.
+struct Table {
+    slots: Box<[AtomicU64]>,
+    mask: usize,
+}
+
+impl Table {
+    /// A table of `slots` (a power of two) empty slots. The memory comes zeroed from the
+    /// allocator, so pages of a large table are only touched as keys land on them.
+    fn new(slots: usize) -> Table {
+        debug_assert!(slots.is_power_of_two());
+        let layout = Layout::array::<AtomicU64>(slots).expect("point index layout");
+        // SAFETY: the layout has a non-zero size (slots >= 1); all-zero bytes are a valid
+        // `AtomicU64`; the allocation has exactly the layout of a `[AtomicU64; slots]`, so
+        // the box frees it with the layout it was allocated with.
+        #[allow(unsafe_code)]
+        let slots_box = unsafe {
+            let p = alloc_zeroed(layout).cast::<AtomicU64>();
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            Box::from_raw(ptr::slice_from_raw_parts_mut(p, slots))
+        };
+        Table {
+            slots: slots_box,
+            mask: slots - 1,
+        }
+    }
+}
+
+/// What the point index knows about a user key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Newest {
+    /// No version of the key is in the list.
+    Absent,
+    /// The key's newest version.
+    Node(Pos),
+    /// The list has no point index: search it.
+    Unknown,
+}
+
 /// State only the writer touches.
 struct Writer {
     arena: Arena,
@@ -158,6 +218,10 @@ struct Writer {
     splice: [NonNull<Header>; MAX_HEIGHT],
     last: Option<NonNull<Header>>,
     rng: u64,
+    /// Every point-index table made, the current one last (see the module documentation).
+    tables: Vec<Arc<Table>>,
+    /// Used slots of the current table.
+    indexed: usize,
 }
 
 /// See the module documentation.
@@ -170,6 +234,12 @@ pub(crate) struct SkipList {
     /// Bytes of all nodes (the head excluded).
     node_bytes: AtomicUsize,
     writer: Mutex<Writer>,
+    /// The current point-index table (null without an index); owned by `writer.tables`.
+    index: AtomicPtr<Table>,
+    /// Set for good if a node pointer did not fit in a slot: lookups search the list.
+    index_off: AtomicBool,
+    /// The hash of user keys the point index is built with.
+    hasher: fn(&[u8]) -> u64,
 }
 
 // SAFETY: the list's nodes are immutable after publication except for their atomic next
@@ -247,6 +317,42 @@ impl SkipList {
         }
     }
 
+    /// The node's user key (its internal key without the trailer).
+    #[inline]
+    fn user_key(&self, node: NonNull<Header>) -> &[u8] {
+        let ikey = self.ikey(node);
+        &ikey[..ikey.len() - 8]
+    }
+
+    #[inline]
+    fn trailer(&self, node: NonNull<Header>) -> u64 {
+        let ikey = self.ikey(node);
+        u64::from_le_bytes(ikey[ikey.len() - 8..].try_into().expect("8-byte trailer"))
+    }
+
+    /// The current point-index table, if the list has one in use.
+    #[inline]
+    fn index_table(&self) -> Option<&Table> {
+        if self.index_off.load(Ordering::Acquire) {
+            return None;
+        }
+        let table = self.index.load(Ordering::Acquire);
+        // SAFETY: a non-null `index` points at a table `writer.tables` holds a reference
+        // to until the list drops (so it is neither moved nor freed while `self` is
+        // borrowed); it is only accessed through shared references, its slots atomics.
+        (!table.is_null()).then(|| unsafe { &*table })
+    }
+
+    /// The node a non-empty point-index slot names.
+    #[inline]
+    fn slot_node(slot: u64) -> NonNull<Header> {
+        // The pointer's provenance was exposed when the slot was written (`index_node`).
+        NonNull::new(ptr::with_exposed_provenance_mut::<Header>(
+            (slot & SLOT_PTR_MASK) as usize,
+        ))
+        .expect("non-empty slots hold node pointers")
+    }
+
     #[inline]
     fn value(&self, node: NonNull<Header>) -> &[u8] {
         let h = self.header(node);
@@ -263,10 +369,33 @@ impl SkipList {
 }
 
 impl SkipList {
-    /// An empty list allocating chunks of `chunk_bytes` (at least 4 KiB).
+    /// An empty list allocating chunks of `chunk_bytes` (at least 4 KiB), without a
+    /// point index.
     pub(crate) fn new(chunk_bytes: usize) -> Self {
+        Self::build(chunk_bytes, None, |_| 0)
+    }
+
+    /// An empty list with a point index of (initially) `slots` slots (rounded up to a
+    /// power of two; it doubles when half full), keyed by `hasher` of the user key.
+    pub(crate) fn with_point_index(
+        chunk_bytes: usize,
+        slots: usize,
+        hasher: fn(&[u8]) -> u64,
+    ) -> Self {
+        Self::build(
+            chunk_bytes,
+            Some(Table::new(slots.max(16).next_power_of_two())),
+            hasher,
+        )
+    }
+
+    fn build(chunk_bytes: usize, table: Option<Table>, hasher: fn(&[u8]) -> u64) -> Self {
         let mut arena = Arena::new(chunk_bytes.max(4096).next_multiple_of(8));
         let head = Self::write_node(&mut arena, MAX_HEIGHT, &[], 0, &[], &[None; MAX_HEIGHT]);
+        let tables: Vec<Arc<Table>> = table.into_iter().map(Arc::new).collect();
+        let index = tables
+            .last()
+            .map_or(ptr::null_mut(), |t| Arc::as_ptr(t).cast_mut());
         SkipList {
             id: NEXT_LIST_ID.fetch_add(1, Ordering::Relaxed),
             head,
@@ -278,8 +407,23 @@ impl SkipList {
                 splice: [head; MAX_HEIGHT],
                 last: None,
                 rng: 0x2545_F491_4F6C_DD1D,
+                tables,
+                indexed: 0,
             }),
+            index: AtomicPtr::new(index),
+            index_off: AtomicBool::new(false),
+            hasher,
         }
+    }
+
+    /// Bytes of the point-index tables (all generations).
+    pub(crate) fn index_bytes(&self) -> usize {
+        self.writer
+            .lock()
+            .tables
+            .iter()
+            .map(|t| t.slots.len() * 8)
+            .sum()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -401,9 +545,104 @@ impl SkipList {
         w.splice = prev;
         w.splice[..height].fill(node);
         w.last = Some(node);
+        self.index_node(w, node, key, trailer);
         self.len.fetch_add(1, Ordering::Relaxed);
         self.node_bytes
             .fetch_add(node_size(height, key.len(), value.len()), Ordering::Relaxed);
+    }
+
+    /// Points the point index's slot for `key` at `node` (just linked), unless it names
+    /// a newer version already.
+    fn index_node(&self, w: &mut Writer, node: NonNull<Header>, key: &[u8], trailer: u64) {
+        if w.tables.is_empty() || self.index_off.load(Ordering::Relaxed) {
+            return;
+        }
+        let raw = node.as_ptr().expose_provenance() as u64;
+        if raw >> SLOT_PTR_BITS != 0 {
+            // Not on any platform we know of (user addresses take 47-48 bits), but then
+            // the index cannot name this node: lookups fall back to the list for good.
+            self.index_off.store(true, Ordering::Release);
+            return;
+        }
+        let hash = (self.hasher)(key);
+        let tag = hash >> SLOT_PTR_BITS;
+        let value = (tag << SLOT_PTR_BITS) | raw;
+        let table = w.tables.last().expect("checked non-empty");
+        let mut i = hash as usize & table.mask;
+        loop {
+            let slot = table.slots[i].load(Ordering::Relaxed);
+            if slot == 0 {
+                break;
+            }
+            if slot >> SLOT_PTR_BITS == tag {
+                let old = Self::slot_node(slot);
+                if self.user_key(old) == key {
+                    if self.trailer(old) < trailer {
+                        table.slots[i].store(value, Ordering::Release);
+                    }
+                    return;
+                }
+            }
+            i = (i + 1) & table.mask;
+        }
+        // A key new to the index.
+        if (w.indexed + 1) * 2 > table.slots.len() {
+            self.grow_index(w);
+            self.index_node(w, node, key, trailer);
+            return;
+        }
+        table.slots[i].store(value, Ordering::Release);
+        w.indexed += 1;
+    }
+
+    /// Replaces the point index's table with one twice its size, holding the same slots.
+    fn grow_index(&self, w: &mut Writer) {
+        let old = w.tables.last().expect("an index to grow");
+        let table = Table::new(old.slots.len() * 2);
+        for slot in old.slots.iter().map(|s| s.load(Ordering::Relaxed)) {
+            if slot == 0 {
+                continue;
+            }
+            let hash = (self.hasher)(self.user_key(Self::slot_node(slot)));
+            let mut i = hash as usize & table.mask;
+            while table.slots[i].load(Ordering::Relaxed) != 0 {
+                i = (i + 1) & table.mask;
+            }
+            table.slots[i].store(slot, Ordering::Relaxed);
+        }
+        let table = Arc::new(table);
+        // The release store publishes the filled slots with the table.
+        self.index
+            .store(Arc::as_ptr(&table).cast_mut(), Ordering::Release);
+        w.tables.push(table);
+    }
+
+    /// The newest version of user key `key` per the point index; `hash` is the list's
+    /// hasher of `key`. A reader that loaded sequence `s` after the writer published it
+    /// sees every version up to `s` here (the slot is stored before the insert returns),
+    /// but may also see a newer one.
+    pub(crate) fn newest(&self, key: &[u8], hash: u64) -> Newest {
+        let Some(table) = self.index_table() else {
+            return Newest::Unknown;
+        };
+        let tag = hash >> SLOT_PTR_BITS;
+        let mut i = hash as usize & table.mask;
+        loop {
+            let slot = table.slots[i].load(Ordering::Acquire);
+            if slot == 0 {
+                return Newest::Absent;
+            }
+            if slot >> SLOT_PTR_BITS == tag {
+                let node = Self::slot_node(slot);
+                if self.user_key(node) == key {
+                    return Newest::Node(Pos {
+                        list: self.id,
+                        node,
+                    });
+                }
+            }
+            i = (i + 1) & table.mask;
+        }
     }
 
     /// Whether the probe sorts right after the last inserted node (after it, and before
@@ -519,7 +758,6 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
 
     fn internal_order(a: &(Vec<u8>, u64), b: &(Vec<u8>, u64)) -> CmpOrdering {
         a.0.cmp(&b.0).then(b.1.cmp(&a.1))
@@ -678,6 +916,106 @@ mod tests {
         let keys: Vec<Vec<u8>> = collect(&list).into_iter().map(|e| e.0).collect();
         let want: Vec<Vec<u8>> = model.keys().map(|k| k.to_vec()).collect();
         assert_eq!(keys, want);
+    }
+
+    fn xxh(key: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(key)
+    }
+
+    /// Every key's first byte as its hash: long probe runs, equal tags, keys told apart
+    /// only by comparing them.
+    fn clumsy(key: &[u8]) -> u64 {
+        key.first()
+            .map_or(0, |&b| u64::from(b % 4) * 0x0101_0101_0101_0101)
+    }
+
+    fn newest_trailer(list: &SkipList, key: &[u8], hasher: fn(&[u8]) -> u64) -> Option<u64> {
+        match list.newest(key, hasher(key)) {
+            Newest::Absent => None,
+            Newest::Node(p) => {
+                let (ikey, _) = list.entry(p);
+                let (k, t) = ikey.split_at(ikey.len() - 8);
+                assert_eq!(k, key);
+                Some(u64::from_le_bytes(t.try_into().unwrap()))
+            }
+            Newest::Unknown => panic!("the list has a point index"),
+        }
+    }
+
+    /// The point index names each key's newest version (also when versions arrive out of
+    /// order, as they never do from the engine), and nothing for keys never inserted,
+    /// across several doublings, with a good hash and with one that collides constantly.
+    #[test]
+    fn point_index_names_the_newest_version() {
+        let n: u64 = if cfg!(miri) { 60 } else { 2_000 };
+        for hasher in [xxh as fn(&[u8]) -> u64, clumsy] {
+            let list = SkipList::with_point_index(4096, 4, hasher);
+            let mut model: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            for i in 0..n * 3 {
+                let key = format!("{}k{}", i % 7, (i * 31) % n).into_bytes();
+                // Trailers mostly ascend; every fifth is older than what came before.
+                let trailer = if i % 5 == 4 { i / 2 } else { i * 2 };
+                list.insert(&key, trailer, b"v");
+                let newest = model.entry(key).or_insert(trailer);
+                *newest = (*newest).max(trailer);
+            }
+            for (key, trailer) in &model {
+                assert_eq!(newest_trailer(&list, key, hasher), Some(*trailer));
+            }
+            for i in 0..n {
+                let key = format!("{}absent{i}", i % 7).into_bytes();
+                assert_eq!(newest_trailer(&list, &key, hasher), None);
+            }
+            assert!(list.index_bytes() >= model.len() * 2 * 8);
+        }
+        let plain = SkipList::new(4096);
+        plain.insert(b"k", 1, b"v");
+        assert!(matches!(plain.newest(b"k", 0), Newest::Unknown));
+    }
+
+    /// Readers probing the point index while the writer inserts and doubles it find
+    /// every key whose insert was published before their probe.
+    #[test]
+    fn point_index_lookups_run_concurrently_with_growth() {
+        let n: u64 = if cfg!(miri) { 150 } else { 50_000 };
+        let list = Arc::new(SkipList::with_point_index(8192, 16, xxh));
+        let published = Arc::new(AtomicU64::new(0));
+        let key = |i: u64| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes();
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (list, published) = (list.clone(), published.clone());
+                std::thread::spawn(move || {
+                    let mut probes = 0u64;
+                    loop {
+                        let upto = published.load(Ordering::Acquire);
+                        if upto > 0 {
+                            let i = (probes * 7 + r) % upto;
+                            let k = key(i);
+                            match list.newest(&k, xxh(&k)) {
+                                Newest::Node(p) => {
+                                    let (ikey, v) = list.entry(p);
+                                    assert_eq!(&ikey[..8], &k[..]);
+                                    assert_eq!(v, &k[..]);
+                                }
+                                other => panic!("published key {i} not found: {other:?}"),
+                            }
+                            probes += 1;
+                        }
+                        if upto == n {
+                            return probes;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..n {
+            let k = key(i);
+            list.insert(&k, i, &k);
+            published.store(i + 1, Ordering::Release);
+        }
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
     }
 
     /// The chunked comparison orders exactly as slices do: prefixes of each other,

@@ -52,6 +52,9 @@ pub struct Stats {
     pub sealed_memtables: u64,
     /// Approximate bytes in sealed memtables.
     pub sealed_memtable_bytes: u64,
+    /// Bytes of the point indexes (hash tables for lookups) of the active and sealed
+    /// memtables, besides their entries' bytes.
+    pub memtable_index_bytes: u64,
     /// Entries (values and tombstones, all versions) in live tables.
     pub table_entries: u64,
     /// Tombstones in live tables.

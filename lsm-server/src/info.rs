@@ -41,6 +41,11 @@ pub fn engine_fields(s: &Stats) -> Vec<(String, String, &'static str)> {
             s.sealed_memtable_bytes.to_string(),
             "gauge",
         ),
+        (
+            "memtable_index_bytes".into(),
+            s.memtable_index_bytes.to_string(),
+            "gauge",
+        ),
         ("table_entries".into(), s.table_entries.to_string(), "gauge"),
         (
             "table_tombstones".into(),
