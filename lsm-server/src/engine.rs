@@ -8,8 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use lsm_core::Db;
-use parking_lot::RwLock;
 
 use crate::error::ServerError;
 use crate::replication::Point;
@@ -18,28 +20,34 @@ use crate::replication::Point;
 pub const ENGINE_FILE: &str = "ENGINE";
 
 /// The engine in force, replaceable while the server runs (a follower rebuilt from a
-/// checkpoint). Requests clone the handle they need; a request that still holds the
-/// replaced engine gets `database is closed` errors.
+/// checkpoint). Requests read it through [`EngineSlot::with`] (no shared counter is
+/// touched) or clone the handle; a request that still holds the replaced engine gets
+/// `database is closed` errors.
 #[derive(Debug)]
 pub struct EngineSlot {
-    db: RwLock<Db>,
+    db: ArcSwap<Db>,
 }
 
 impl EngineSlot {
     pub fn new(db: Db) -> EngineSlot {
         EngineSlot {
-            db: RwLock::new(db),
+            db: ArcSwap::from_pointee(db),
         }
     }
 
     /// The engine in force.
     pub fn get(&self) -> Db {
-        self.db.read().clone()
+        Db::clone(&self.db.load())
+    }
+
+    /// Runs `f` on the engine in force without cloning its handle.
+    pub fn with<T>(&self, f: impl FnOnce(&Db) -> T) -> T {
+        f(&self.db.load())
     }
 
     /// Puts `db` in force and returns the engine it replaces (still open).
     pub fn replace(&self, db: Db) -> Db {
-        std::mem::replace(&mut *self.db.write(), db)
+        Db::clone(&self.db.swap(Arc::new(db)))
     }
 }
 

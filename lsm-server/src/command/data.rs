@@ -49,7 +49,7 @@ pub fn run(state: &ServerState, name: &str, req: &Request, txn: &mut Txn<'_>) ->
     result.unwrap_or_else(|e| e)
 }
 
-fn count_lookup(state: &ServerState, found: bool) {
+pub(crate) fn count_lookup(state: &ServerState, found: bool) {
     let c = &state.counters;
     bump(
         if found {

@@ -466,6 +466,18 @@ fn dispatch(
         }
     }
     match spec.name {
+        "get" => {
+            // The most common command, read at the newest sequence without a snapshot
+            // (one key needs no consistent view) or a clone of the engine handle.
+            let found = state.engine.with(|db| db.get(&req[1]));
+            match found {
+                Ok(v) => {
+                    data::count_lookup(state, v.is_some());
+                    v.map_or(Reply::Nil, Reply::Bulk)
+                }
+                Err(e) => engine_error(&e),
+            }
+        }
         "multi" => {
             session.multi = Some(Vec::new());
             session.multi_failed = false;
