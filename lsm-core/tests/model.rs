@@ -44,7 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         30 => (any::<u8>(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         10 => any::<u8>().prop_map(Op::Delete),
-        6 => proptest::collection::vec((any::<u8>(), proptest::option::of(value())), 1..8).prop_map(Op::Batch),
+        6 => proptest::collection::vec((any::<u8>(), proptest::option::of(value())), 1..40).prop_map(Op::Batch),
         15 => any::<u8>().prop_map(Op::Get),
         6 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Range(a, b)),
         2 => Just(Op::TakeSnapshot),
