@@ -475,15 +475,25 @@ fn transactions_and_conditional_writes_are_atomic_across_clients() {
     assert_eq!(total, 50, "exactly one SET NX wins each race");
 }
 
-/// `SET key value GET` from many clients at once, through the committer's merged
-/// batches, with `--sync`: every value written is returned as the old value by exactly
-/// one later SET, except the last, which stays; none is lost or seen twice. Blind writes
-/// of other keys run alongside.
+/// `SET key value GET` from many clients at once, with `--sync` (every group through the
+/// committer's merged batches) and without (groups commit on their connection's task
+/// when no commit runs, else through the committer): every value written is returned as
+/// the old value by exactly one later SET, except the last, which stays; none is lost or
+/// seen twice. Blind writes of other keys run alongside.
 #[test]
 fn concurrent_get_and_set_chains_with_sync() {
+    set_get_chains(true);
+}
+
+#[test]
+fn concurrent_get_and_set_chains_without_sync() {
+    set_get_chains(false);
+}
+
+fn set_get_chains(sync: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(lsm_server::Config {
-        sync: true,
+        sync,
         ..config(dir.path())
     });
     let url = server.url();
