@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # redis-benchmark against lsm-server and against Debian's redis-server (appendonly yes),
-# in the same run, alternating servers, for ROUNDS rounds; prints medians and ratios.
+# in the same run, alternating servers, for ROUNDS rounds; prints medians, the ratio of
+# the medians, and the median of the per-round ratios (each round runs both servers back
+# to back, so it is the figure least moved by the machine's drift).
 #
 #   scripts/bench-server.sh                 # default durability vs appendfsync everysec
 #   SYNC=1 scripts/bench-server.sh          # lsm-server --sync vs appendfsync always
@@ -70,14 +72,22 @@ sync = sys.argv[2] == "1"
 peer = "redis appendfsync always" if sync else "redis appendfsync everysec"
 ours = "lsm-server --sync" if sync else "lsm-server"
 print(f"\n{ours} vs {peer}: medians of {len(set(r['round'] for r in rows))} alternating rounds")
-print(f"{'test':<6}{'-P':>4}{'lsm ops/s':>13}{'redis ops/s':>13}{'ratio':>8}{'lsm p50/p99 ms':>18}{'redis p50/p99 ms':>19}")
+print(f"{'test':<6}{'-P':>4}{'lsm ops/s':>13}{'redis ops/s':>13}{'ratio':>8}{'per-round':>11}{'lsm p50/p99 ms':>18}{'redis p50/p99 ms':>19}")
 for p in sorted({r["pipeline"] for r in rows}, key=int):
     for test in ["SET", "GET"]:
         def med(server, col):
             vals = [float(r[col]) for r in rows if r["server"] == server and r["pipeline"] == p and r["test"] == test]
             return statistics.median(vals) if vals else float("nan")
         l, r = med("lsm", "rps"), med("redis", "rps")
-        print(f"{test:<6}{p:>4}{l:>13,.0f}{r:>13,.0f}{l / r:>8.2f}"
+        # The two servers of one round ran back to back: their ratio is immune to the
+        # machine's drift between rounds, which moves both absolute medians.
+        def rps(server, rnd):
+            return [float(x["rps"]) for x in rows if x["server"] == server and x["pipeline"] == p
+                    and x["test"] == test and x["round"] == rnd]
+        per_round = [a[0] / b[0] for rnd in sorted({x["round"] for x in rows})
+                     for a, b in [(rps("lsm", rnd), rps("redis", rnd))] if a and b]
+        pr = statistics.median(per_round) if per_round else float("nan")
+        print(f"{test:<6}{p:>4}{l:>13,.0f}{r:>13,.0f}{l / r:>8.2f}{pr:>11.2f}"
               f"{med('lsm','p50_ms'):>9.3f}/{med('lsm','p99_ms'):<8.3f}{med('redis','p50_ms'):>9.3f}/{med('redis','p99_ms'):<8.3f}")
 print(f"\nraw rows: {sys.argv[1]}")
 PY
