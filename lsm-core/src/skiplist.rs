@@ -520,6 +520,13 @@ impl SkipList {
         };
         let mut w = self.writer.lock();
         let w = &mut *w;
+        // The key's point-index slot is another likely cache miss: start loading it now,
+        // so that it overlaps the search's.
+        let hash = w.tables.last().map(|table| {
+            let hash = (self.hasher)(key);
+            prefetch_slot(&table.slots[hash as usize & table.mask]);
+            hash
+        });
         let top = self.height.load(Ordering::Relaxed);
         let prev = if w
             .last
@@ -560,7 +567,9 @@ impl SkipList {
         w.splice = prev;
         w.splice[..height].fill(node);
         w.last = Some(node);
-        self.index_node(w, node, key, trailer);
+        if let Some(hash) = hash {
+            self.index_node(w, node, key, hash, trailer);
+        }
         self.len.fetch_add(1, Ordering::Relaxed);
         self.node_bytes
             .fetch_add(node_size(height, key.len(), value.len()), Ordering::Relaxed);
@@ -568,7 +577,14 @@ impl SkipList {
 
     /// Points the point index's slot for `key` at `node` (just linked), unless it names
     /// a newer version already.
-    fn index_node(&self, w: &mut Writer, node: NonNull<Header>, key: &[u8], trailer: u64) {
+    fn index_node(
+        &self,
+        w: &mut Writer,
+        node: NonNull<Header>,
+        key: &[u8],
+        hash: u64,
+        trailer: u64,
+    ) {
         if w.tables.is_empty() || self.index_off.load(Ordering::Relaxed) {
             return;
         }
@@ -579,7 +595,6 @@ impl SkipList {
             self.index_off.store(true, Ordering::Release);
             return;
         }
-        let hash = (self.hasher)(key);
         let tag = hash >> SLOT_PTR_BITS;
         let value = (tag << SLOT_PTR_BITS) | raw;
         let table = w.tables.last().expect("checked non-empty");
@@ -603,7 +618,7 @@ impl SkipList {
         // A key new to the index.
         if (w.indexed + 1) * 2 > table.slots.len() {
             self.grow_index(w);
-            self.index_node(w, node, key, trailer);
+            self.index_node(w, node, key, hash, trailer);
             return;
         }
         table.slots[i].store(value, Ordering::Release);
@@ -780,6 +795,22 @@ fn prefetch(node: NonNull<Header>) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = node;
+}
+
+/// As [`prefetch`], for a point-index slot.
+#[inline]
+fn prefetch_slot(slot: &AtomicU64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: as in `prefetch`; the address is a live slot besides.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(ptr::from_ref(slot).cast::<i8>());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
 }
 
 /// Byte order of two keys, compared 8 bytes at a time as big-endian integers (inline;

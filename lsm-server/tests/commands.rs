@@ -357,6 +357,13 @@ fn range_flush_and_compact() {
     assert_eq!(ok, "OK");
     let info: String = cmd("INFO").arg("lsm").query(&mut c).unwrap();
     assert!(info.contains("table_tombstones:0"), "{info}");
+    // The memtable's point index is reported beside its entries' bytes.
+    let index_bytes: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("memtable_index_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no memtable_index_bytes in {info}"));
+    assert!(index_bytes > 0, "{info}");
 }
 
 #[test]
