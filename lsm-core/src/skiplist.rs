@@ -833,14 +833,19 @@ fn cmp_keys(a: &[u8], b: &[u8]) -> CmpOrdering {
         .then(a.len().cmp(&b.len()))
 }
 
+/// One step of xorshift64: the next state, which is also the value drawn.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// 1 with probability 3/4, 2 with 3/16, ... up to [`MAX_HEIGHT`] (xorshift64).
 fn random_height(rng: &mut u64) -> usize {
     let mut height = 1;
     while height < MAX_HEIGHT {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        if !rng.is_multiple_of(BRANCHING) {
+        if !xorshift(rng).is_multiple_of(BRANCHING) {
             break;
         }
         height += 1;
@@ -880,12 +885,7 @@ mod tests {
     #[test]
     fn iterates_and_seeks_in_internal_order() {
         let mut rng = 0x1234_5678_9abc_def1u64;
-        let mut rand = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rand = move || xorshift(&mut rng);
         let list = SkipList::new(4096);
         // ((user key, trailer), value)
         type Entry = ((Vec<u8>, u64), Vec<u8>);
@@ -1055,12 +1055,7 @@ mod tests {
     #[test]
     fn finger_search_inserts_keep_every_level_ordered() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rand = move || xorshift(&mut rng);
         let list = SkipList::new(4096);
         let mut model: BTreeMap<(Vec<u8>, std::cmp::Reverse<u64>), ()> = BTreeMap::new();
         let runs = if cfg!(miri) { 4 } else { 60 };
