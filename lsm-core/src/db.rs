@@ -150,11 +150,11 @@ impl Debug for Inner {
     }
 }
 
-/// The smallest encoded internal key: positions an iterator at the first entry.
 /// Commit groups of at least this many operations are inserted into the memtable in key
 /// order.
 const SORTED_INSERT_MIN_OPS: usize = 16;
 
+/// The smallest encoded internal key: positions an iterator at the first entry.
 fn first_key() -> Vec<u8> {
     let mut k = Vec::new();
     encode_internal(&mut k, &[], seek_trailer(MAX_SEQNO));
