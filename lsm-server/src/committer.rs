@@ -95,12 +95,31 @@ impl Committer {
         Ok(Committer { jobs: tx, busy })
     }
 
+    /// Commits `group` and returns its replies: on the calling task when
+    /// [`Committer::try_execute_here`] may and can, else on the committer thread (`group`
+    /// travels there and back). If the committer is gone, every command gets an error.
+    pub async fn commit(&self, state: &ServerState, group: &mut WriteGroup) -> Vec<Reply> {
+        if !state.config.sync {
+            if let Some(replies) = self.try_execute_here(state, group) {
+                return replies;
+            }
+        }
+        let n = group.len();
+        match self.execute(std::mem::take(group)).await {
+            Some((sent, replies)) => {
+                *group = sent;
+                replies
+            }
+            None => vec![Reply::err("ERR server is shutting down"); n],
+        }
+    }
+
     /// Executes `group` on the calling thread if no commit is running at the moment, and
     /// returns its replies; `None` if one is (then send it with [`Committer::execute`]).
     /// A lone writer thus pays no hand-off to the committer thread and back (about 1 µs
     /// of server CPU per `SET` under `redis-benchmark -P 1`, 7 % of it), while
-    /// concurrent writers still merge on the committer. Only without `--sync`: an fsync would block the caller's
-    /// async worker.
+    /// concurrent writers still merge on the committer. Only without `--sync`: an fsync
+    /// would block the caller's async worker.
     pub fn try_execute_here(
         &self,
         state: &ServerState,

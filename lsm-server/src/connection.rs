@@ -323,34 +323,7 @@ pub async fn handle(
                             (Err(reply), _) => vec![reply; group.len()],
                             (Ok(held), Some(repl)) => settle(&state, repl, run(), held).await,
                             (Ok(_), None) => match state.committer.as_ref() {
-                                Some(committer) => {
-                                    let here = if state.config.sync {
-                                        None
-                                    } else {
-                                        committer.try_execute_here(&state, &group)
-                                    };
-                                    match here {
-                                        Some(replies) => replies,
-                                        None => {
-                                            let n = group.len();
-                                            match committer
-                                                .execute(std::mem::take(&mut group))
-                                                .await
-                                            {
-                                                Some((sent, replies)) => {
-                                                    group = sent;
-                                                    replies
-                                                }
-                                                None => {
-                                                    vec![
-                                                        Reply::err("ERR server is shutting down");
-                                                        n
-                                                    ]
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+                                Some(committer) => committer.commit(&state, &mut group).await,
                                 None => run(),
                             },
                         };
