@@ -35,6 +35,20 @@ fn memtable(c: &mut Criterion) {
             BatchSize::LargeInput,
         );
     });
+    // Inserts and then the ordering they defer (what a flush or the first scan pays).
+    g.bench_function("insert_link_100k", |b| {
+        b.iter_batched(
+            Memtable::default,
+            |m| {
+                for (i, k) in keys.iter().enumerate() {
+                    m.insert(k, i as u64 + 1, &VALUE);
+                }
+                m.link();
+                m
+            },
+            BatchSize::LargeInput,
+        );
+    });
     let m = Memtable::default();
     for (i, k) in keys.iter().enumerate() {
         m.insert(k, i as u64 + 1, &VALUE);

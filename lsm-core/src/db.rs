@@ -150,10 +150,6 @@ impl Debug for Inner {
     }
 }
 
-/// Commit groups of at least this many operations are inserted into the memtable in key
-/// order.
-const SORTED_INSERT_MIN_OPS: usize = 16;
-
 /// The smallest encoded internal key: positions an iterator at the first entry.
 fn first_key() -> Vec<u8> {
     let mut k = Vec::new();
@@ -863,36 +859,18 @@ impl Inner {
         bump(&self.counters.wal_bytes_written, buf.len() as u64);
         bump(&self.counters.commit_groups, 1);
         bump(&self.counters.user_bytes_written, user_bytes);
+        // Inserts only write nodes (the skip list links them when a reader first needs
+        // the order, or at flush, sorted), so their order does not matter.
         let mut s = *seq;
-        if total >= SORTED_INSERT_MIN_OPS {
-            // Inserted in key order, each insert's search starts where the previous one
-            // ended (the skip list's finger search): cheaper than as many searches from
-            // the head. Readers see none of the group before `visible_seq` moves, so the
-            // order of the inserts is not observable.
-            let mut ops: Vec<(&[u8], SeqNo, Kind, &[u8])> = Vec::with_capacity(total);
-            for op in group.iter().flat_map(|p| &p.batch.ops) {
+        for p in group {
+            for op in &p.batch.ops {
                 s += 1;
-                ops.push((&op.key, s, op.kind, &op.value));
+                sv.active.insert(&op.key, s, op.kind, &op.value);
             }
-            if let Some(o) = own {
-                s += 1;
-                ops.push((o.key, s, o.kind, o.value));
-            }
-            ops.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
-            for (key, seq, kind, value) in ops {
-                sv.active.insert(key, seq, kind, value);
-            }
-        } else {
-            for p in group {
-                for op in &p.batch.ops {
-                    s += 1;
-                    sv.active.insert(&op.key, s, op.kind, &op.value);
-                }
-            }
-            if let Some(o) = own {
-                s += 1;
-                sv.active.insert(o.key, s, o.kind, o.value);
-            }
+        }
+        if let Some(o) = own {
+            s += 1;
+            sv.active.insert(o.key, s, o.kind, o.value);
         }
         debug_assert_eq!(s, next - 1);
         self.visible_seq.store(s, Ordering::Release);

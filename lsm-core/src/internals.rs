@@ -21,6 +21,12 @@ impl Memtable {
         self.0.insert(key, seq, Kind::Value, value);
     }
 
+    /// Links every entry inserted so far into the skip list's order, as the first range
+    /// read or the flush does (inserts only write the entries).
+    pub fn link(&self) {
+        self.0.list().link_pending();
+    }
+
     /// Whether `key` has a value visible at the newest sequence.
     pub fn contains(&self, key: &[u8]) -> bool {
         let hash = crate::sstable::bloom::bloom_hash(key);

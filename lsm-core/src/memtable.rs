@@ -1,15 +1,17 @@
 //! The memtable: an arena-backed skip list ([`SkipList`]) of internal keys (user key
 //! ascending, sequence descending) to values, with a point index (a hash table from each
-//! user key to its newest version) for lookups.
+//! user key to its newest version, each version pointing to the next older one) for
+//! lookups. Inserts do not search the list: it orders them when an iterator first seeks
+//! (or the flush reads it), so lookups never depend on that order.
 //!
 //! Invariants: entries are only inserted, never changed or removed; one writer (the
 //! commit-group leader, or recovery) inserts at a time, readers run concurrently without
-//! locks. A memtable is tied to the WAL segment that holds its writes; once sealed it
+//! locks (except that a seek links, under the list's linker mutex, what is pending). A memtable is tied to the WAL segment that holds its writes; once sealed it
 //! receives no more inserts.
 
 use bytes::Bytes;
 
-use crate::skiplist::{Newest, SkipList};
+use crate::skiplist::{Newest, Pos, SkipList};
 use crate::sstable::bloom::bloom_hash;
 use crate::types::{seek_trailer, trailer, trailer_kind, trailer_seq, Kind, SeqNo};
 
@@ -117,21 +119,18 @@ impl Memtable {
     ///
     /// The point index answers a key the memtable does not hold, and a key whose newest
     /// version is visible at `seq` (a read at the latest sequence, the common case), from
-    /// one slot and one node; only a read at an older snapshot of a key written since
-    /// searches the list.
+    /// one slot and one node; a read at an older snapshot walks the key's versions from
+    /// the newest, and searches the list (linking what is pending) only past
+    /// [`MAX_VERSION_WALK`] of them.
     pub(crate) fn get(&self, key: &[u8], hash: u64, seq: SeqNo) -> Option<Lookup> {
-        let newest = match self.list.newest(key, hash) {
+        let pos = match self.list.newest(key, hash) {
             Newest::Absent => return None,
-            Newest::Node(pos) => {
-                let (ikey, _) = self.list.entry(pos);
-                let (_, t) = crate::types::split_internal(ikey)?;
-                (trailer_seq(t) <= seq).then_some(pos)
-            }
-            Newest::Unknown => None,
-        };
-        let pos = match newest {
-            Some(pos) => pos,
-            None => self.list.seek(key, seek_trailer(seq))?,
+            Newest::Node(newest) => match self.visible_version(newest, seq) {
+                Walk::Found(pos) => pos,
+                Walk::None => return None,
+                Walk::TooLong => self.list.seek(key, seek_trailer(seq))?,
+            },
+            Newest::Unknown => self.list.seek(key, seek_trailer(seq))?,
         };
         let (ikey, value) = self.list.entry(pos);
         let (k, t) = crate::types::split_internal(ikey)?;
@@ -142,6 +141,41 @@ impl Memtable {
             Some(Kind::Value) => Some(Lookup::Value(Bytes::copy_from_slice(value))),
             _ => Some(Lookup::Deleted),
         }
+    }
+}
+
+/// Versions of one key a lookup walks (newest first) before it searches the list.
+const MAX_VERSION_WALK: usize = 32;
+
+/// Where a walk of a key's versions ended.
+enum Walk {
+    /// The newest version visible at the sequence.
+    Found(Pos),
+    /// No version of the key is visible at the sequence.
+    None,
+    /// Gave up after [`MAX_VERSION_WALK`] versions.
+    TooLong,
+}
+
+impl Memtable {
+    /// The newest version with sequence `<= seq`, walking the chain of older versions
+    /// from `newest` (the key's newest version).
+    fn visible_version(&self, newest: Pos, seq: SeqNo) -> Walk {
+        let mut pos = newest;
+        for _ in 0..MAX_VERSION_WALK {
+            let (ikey, _) = self.list.entry(pos);
+            let Some((_, t)) = crate::types::split_internal(ikey) else {
+                return Walk::None;
+            };
+            if trailer_seq(t) <= seq {
+                return Walk::Found(pos);
+            }
+            match self.list.older(pos) {
+                Some(older) => pos = older,
+                None => return Walk::None,
+            }
+        }
+        Walk::TooLong
     }
 }
 
@@ -168,6 +202,54 @@ mod tests {
         );
         assert_eq!(m.get(b"j", bloom_hash(b"j"), 9), None);
         assert_eq!(m.get(b"kb", bloom_hash(b"kb"), 9), None);
+    }
+
+    /// A key with more versions than a lookup walks: reads at every snapshot (the walk,
+    /// and past its limit the search of the list, linking what is pending) answer like a
+    /// model, before and after the list is linked, with versions of other keys between.
+    #[test]
+    fn snapshot_reads_of_a_key_with_many_versions() {
+        let m = Memtable::new(1, 1 << 20);
+        let versions = (MAX_VERSION_WALK * 3) as u64;
+        let mut seq = 0;
+        for i in 0..versions {
+            seq += 1;
+            if i % 7 == 3 {
+                m.insert(b"hot", seq, Kind::Tombstone, b"");
+            } else {
+                m.insert(b"hot", seq, Kind::Value, &seq.to_le_bytes());
+            }
+            seq += 1;
+            m.insert(format!("cold{i}").as_bytes(), seq, Kind::Value, b"c");
+        }
+        let want = |snapshot: SeqNo| {
+            // The newest "hot" version at or below `snapshot`: hot writes took odd seqs.
+            let s = if snapshot % 2 == 1 {
+                snapshot
+            } else {
+                snapshot - 1
+            };
+            let s = s.min(2 * versions - 1);
+            (s >= 1).then(|| {
+                if (s - 1) / 2 % 7 == 3 {
+                    Lookup::Deleted
+                } else {
+                    Lookup::Value(Bytes::copy_from_slice(&s.to_le_bytes()))
+                }
+            })
+        };
+        let h = bloom_hash(b"hot");
+        for pass in 0..2 {
+            for snapshot in 0..=seq + 1 {
+                let want = if snapshot == 0 { None } else { want(snapshot) };
+                assert_eq!(
+                    m.get(b"hot", h, snapshot),
+                    want,
+                    "pass {pass}, snapshot {snapshot}"
+                );
+            }
+            m.list().link_pending();
+        }
     }
 
     /// Values of every size (empty, small, over a quarter arena chunk) round-trip, and

@@ -9,11 +9,27 @@
 //! a search touches one cache line per visited node, and dropping the list frees a few
 //! chunks instead of a node per entry.
 //!
+//! Linking is deferred. An insert writes the node and records it as unlinked (and in
+//! the point index, see below); the first [`SkipList::seek`] (or [`SkipList::first`])
+//! after it links every unlinked node, sorted, each search starting from the previous
+//! one's predecessors (a finger search). A write thus costs no search of the list (on a
+//! memtable of a few hundred thousand entries, ~10 levels of dependent cache misses, the
+//! largest part of an insert), and a memtable that is only written and point-read until
+//! its flush is sorted once, by the flush, in one batch: ascending inserts that touch
+//! only the nodes the previous one touched. Linking is serialised by a mutex of its own
+//! (the linker), so a reader that links never holds up the writer, and an iterator that
+//! links sees every node inserted before it started.
+//!
 //! Invariants:
-//! - Nodes are never moved, changed or freed while the list lives: only their next
-//!   pointers are written after publication, and only by the writer (atomically).
-//! - A node is fully written before the release store that links it at level 0; readers
-//!   follow links with acquire loads, so any node a reader reaches is initialised.
+//! - Nodes are never moved, changed or freed while the list lives: only their next and
+//!   `older` pointers are written after publication, only atomically, next pointers only
+//!   by the linker, `older` pointers only by the writer.
+//! - A node is fully written before it is recorded as unlinked (under the writer mutex,
+//!   which the linker takes to collect them) and before the release store that names it
+//!   in the point index; it is linked at level 0 by a release store; readers follow links
+//!   and slots with acquire loads, so any node a reader reaches is initialised.
+//! - Every node inserted before a call to `seek` or `first` returned (as seen through
+//!   `len`, stored after the node was recorded) is linked when it returns.
 //! - A node is linked at level `i` only if its height is above `i`, so a reader that
 //!   reached it through level `i` may read its tower entry `i`.
 //! - [`Pos`] values name nodes of the list that made them (checked by its id), so they
@@ -28,7 +44,10 @@
 //! (nothing is removed), and the table is at most half full, so every probe sequence
 //! ends at an empty slot. When it would be more than half full, the writer builds a
 //! table twice the size and publishes it; old tables stay allocated until the list
-//! drops, so a reader still probing one never reads freed memory.
+//! drops, so a reader still probing one never reads freed memory. With the index, each
+//! node also points to the key's next older version (`older`, set before the node is
+//! published in the slot), so a read at an older snapshot walks that chain instead of
+//! searching the list ([`SkipList::older`]).
 //!
 //! Layout of a node (8-byte aligned): `[next[h-1] .. next[0]] [header] [user key]
 //! [trailer u64 LE] [value]`. A node pointer points at the header; its tower lies just
@@ -58,9 +77,30 @@ struct Header {
     /// The first 8 bytes of the user key, zero-padded, big-endian: where two prefixes
     /// differ they order as their keys do, so most comparisons read nothing else.
     prefix: u64,
-    key_len: u32,
+    /// The user key's length in the low 24 bits (keys are at most 64 KiB), the tower's
+    /// height above them.
+    key_len_height: u32,
     value_len: u32,
+    /// The next older version of the same user key (null if none, or without a point
+    /// index). Written by the writer only.
+    older: AtomicPtr<Header>,
 }
+
+impl Header {
+    #[inline]
+    fn key_len(&self) -> usize {
+        (self.key_len_height & KEY_LEN_MASK) as usize
+    }
+
+    #[inline]
+    fn height(&self) -> usize {
+        (self.key_len_height >> KEY_LEN_BITS) as usize
+    }
+}
+
+/// Bits of [`Header::key_len_height`] that hold the key's length.
+const KEY_LEN_BITS: u32 = 24;
+const KEY_LEN_MASK: u32 = (1 << KEY_LEN_BITS) - 1;
 
 /// The first 8 bytes of `key`, zero-padded, as a big-endian number (see [`Header`]).
 #[inline]
@@ -212,16 +252,27 @@ pub(crate) enum Newest {
 /// State only the writer touches.
 struct Writer {
     arena: Arena,
-    /// Predecessors at each level of the last inserted key (or that node itself below its
-    /// height): an insert of a larger key starts its search there, so ascending inserts
-    /// (fillseq, most recovery of sequential writes) cost O(1) comparisons.
-    splice: [NonNull<Header>; MAX_HEIGHT],
-    last: Option<NonNull<Header>>,
     rng: u64,
     /// Every point-index table made, the current one last (see the module documentation).
     tables: Vec<Arc<Table>>,
     /// Used slots of the current table.
     indexed: usize,
+    /// Nodes written but not linked yet, in insert order.
+    unlinked: Vec<NonNull<Header>>,
+}
+
+/// State only the linker touches.
+struct Linker {
+    /// Predecessors at each level of the last linked key (or that node itself below its
+    /// height): linking a larger key starts its search there (a finger search), so
+    /// ascending links (every sorted batch) cost the logarithm of the distance between
+    /// neighbours rather than of the list's length.
+    splice: [NonNull<Header>; MAX_HEIGHT],
+    last: Option<NonNull<Header>>,
+    /// The batch being linked; its allocation goes back to the writer for the next one.
+    batch: Vec<NonNull<Header>>,
+    /// Sort keys of the batch.
+    keyed: Vec<(u64, NonNull<Header>)>,
 }
 
 /// See the module documentation.
@@ -230,10 +281,15 @@ pub(crate) struct SkipList {
     head: NonNull<Header>,
     /// Height of the tallest tower linked so far.
     height: AtomicUsize,
+    /// Nodes inserted (linked or not).
     len: AtomicUsize,
+    /// Nodes linked; `len` once the linker caught up.
+    linked: AtomicUsize,
     /// Bytes of all nodes (the head excluded).
     node_bytes: AtomicUsize,
     writer: Mutex<Writer>,
+    /// Taken before `writer` when both are held.
+    linker: Mutex<Linker>,
     /// The current point-index table (null without an index); owned by `writer.tables`.
     index: AtomicPtr<Table>,
     /// Set for good if a node pointer did not fit in a slot: lookups search the list.
@@ -243,8 +299,9 @@ pub(crate) struct SkipList {
 }
 
 // SAFETY: the list's nodes are immutable after publication except for their atomic next
-// pointers; the arena and writer-side pointers are only touched under the writer mutex;
-// readers only follow published links. Nothing is tied to a thread.
+// and older pointers; the arena and writer-side pointers are only touched under the
+// writer mutex, the linker's under the linker mutex; readers only follow published links
+// and slots. Nothing is tied to a thread.
 #[allow(unsafe_code)]
 unsafe impl Send for SkipList {}
 // SAFETY: as for `Send`: shared access is atomics and immutable bytes.
@@ -258,6 +315,7 @@ impl std::fmt::Debug for SkipList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SkipList")
             .field("len", &self.len())
+            .field("linked", &self.linked.load(Ordering::Relaxed))
             .field("node_bytes", &self.node_bytes())
             .finish()
     }
@@ -312,9 +370,15 @@ impl SkipList {
         unsafe {
             std::slice::from_raw_parts(
                 node.as_ptr().cast::<u8>().add(HEADER_BYTES),
-                h.key_len as usize + 8,
+                h.key_len() + 8,
             )
         }
+    }
+
+    /// The next older version of `node`'s key, per its `older` link.
+    #[inline]
+    fn older_node(&self, node: NonNull<Header>) -> Option<NonNull<Header>> {
+        NonNull::new(self.header(node).older.load(Ordering::Acquire))
     }
 
     /// Starts loading the node a search goes to if it descends from `x` at `level`, while
@@ -375,7 +439,7 @@ impl SkipList {
             std::slice::from_raw_parts(
                 node.as_ptr()
                     .cast::<u8>()
-                    .add(HEADER_BYTES + h.key_len as usize + 8),
+                    .add(HEADER_BYTES + h.key_len() + 8),
                 h.value_len as usize,
             )
         }
@@ -415,14 +479,20 @@ impl SkipList {
             head,
             height: AtomicUsize::new(1),
             len: AtomicUsize::new(0),
+            linked: AtomicUsize::new(0),
             node_bytes: AtomicUsize::new(0),
             writer: Mutex::new(Writer {
                 arena,
-                splice: [head; MAX_HEIGHT],
-                last: None,
                 rng: 0x2545_F491_4F6C_DD1D,
                 tables,
                 indexed: 0,
+                unlinked: Vec::new(),
+            }),
+            linker: Mutex::new(Linker {
+                splice: [head; MAX_HEIGHT],
+                last: None,
+                batch: Vec::new(),
+                keyed: Vec::new(),
             }),
             index: AtomicPtr::new(index),
             index_off: AtomicBool::new(false),
@@ -440,12 +510,13 @@ impl SkipList {
             .sum()
     }
 
+    /// Entries inserted, linked or not.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.next(self.head, 0).is_none()
+        self.len() == 0
     }
 
     /// Bytes taken by the entries' nodes (towers, keys, values, headers).
@@ -465,7 +536,11 @@ impl SkipList {
     ) -> NonNull<Header> {
         let size = node_size(height, key.len(), value.len());
         let base = arena.allocate(size).as_ptr();
-        let key_len = u32::try_from(key.len()).expect("key length checked by the engine");
+        let key_len = u32::try_from(key.len())
+            .ok()
+            .filter(|&n| n <= KEY_LEN_MASK)
+            .expect("key length checked by the engine");
+        let height_bits = u32::try_from(height).expect("height <= MAX_HEIGHT") << KEY_LEN_BITS;
         let value_len = u32::try_from(value.len()).expect("value length checked by the engine");
         // SAFETY: `base` is a fresh, exclusively owned, 8-aligned allocation of `size`
         // bytes, which holds the tower, header, key, trailer and value written here.
@@ -483,8 +558,9 @@ impl SkipList {
                 node,
                 Header {
                     prefix: key_prefix(key),
-                    key_len,
+                    key_len_height: key_len | height_bits,
                     value_len,
+                    older: AtomicPtr::new(ptr::null_mut()),
                 },
             );
             let bytes = node.cast::<u8>().add(HEADER_BYTES);
@@ -510,29 +586,127 @@ impl SkipList {
         })
     }
 
-    /// Inserts `(key, trailer) -> value`. Internal keys are unique (every write has its
-    /// own sequence number); a duplicate would be stored beside the first.
+    /// Inserts `(key, trailer) -> value`: writes the node, names it in the point index
+    /// (if any) and leaves it for the next [`SkipList::seek`] to link. Internal keys are
+    /// unique (every write has its own sequence number); a duplicate would be stored
+    /// beside the first.
     pub(crate) fn insert(&self, key: &[u8], trailer: u64, value: &[u8]) {
-        let probe = Probe {
-            prefix: key_prefix(key),
-            key,
-            trailer,
-        };
         let mut w = self.writer.lock();
         let w = &mut *w;
-        // The key's point-index slot is another likely cache miss: start loading it now,
-        // so that it overlaps the search's.
+        // The key's point-index slot is the likely cache miss of an insert (the arena's
+        // tail is in cache): start loading it before the node is written.
         let hash = w.tables.last().map(|table| {
             let hash = (self.hasher)(key);
             prefetch_slot(&table.slots[hash as usize & table.mask]);
             hash
         });
+        let height = random_height(&mut w.rng);
+        let node = Self::write_node(
+            &mut w.arena,
+            height,
+            key,
+            trailer,
+            value,
+            &[None; MAX_HEIGHT],
+        );
+        if let Some(hash) = hash {
+            self.index_node(w, node, key, hash, trailer);
+        }
+        w.unlinked.push(node);
+        self.node_bytes
+            .fetch_add(node_size(height, key.len(), value.len()), Ordering::Relaxed);
+        // After the node is recorded: a reader that sees the new length finds it unlinked
+        // or linked (`link_pending`).
+        self.len.fetch_add(1, Ordering::Release);
+    }
+
+    /// Links every node inserted so far (see the module documentation). Readers call it
+    /// through [`SkipList::seek`] and [`SkipList::first`]; it returns at once when
+    /// nothing is pending.
+    pub(crate) fn link_pending(&self) {
+        if self.linked.load(Ordering::Acquire) == self.len.load(Ordering::Acquire) {
+            return;
+        }
+        let mut guard = self.linker.lock();
+        let l = &mut *guard;
+        {
+            let mut w = self.writer.lock();
+            // The writer keeps the previous batch's allocation for the next one.
+            l.batch.clear();
+            std::mem::swap(&mut w.unlinked, &mut l.batch);
+        }
+        if l.batch.is_empty() {
+            // Another reader linked them while this one waited for the linker.
+            return;
+        }
+        let mut batch = std::mem::take(&mut l.batch);
+        self.sort_batch(&mut batch, &mut l.keyed);
+        for &node in &batch {
+            self.link_node(l, node);
+        }
+        self.linked.fetch_add(batch.len(), Ordering::Release);
+        l.batch = batch;
+    }
+
+    /// Sorts `batch` in internal-key order. Each node gets an integer sort key, the 8
+    /// key bytes after the prefix all keys of the batch share (zero-padded, big-endian:
+    /// where two differ they order as their keys do), so that most comparisons read no
+    /// node: the keys of one workload tend to share a long prefix (`key:0000…`, `user…`).
+    fn sort_batch(&self, batch: &mut [NonNull<Header>], keyed: &mut Vec<(u64, NonNull<Header>)>) {
+        let Some(&first) = batch.first() else {
+            return;
+        };
+        let first_key = self.user_key(first);
+        let mut shared = first_key.len();
+        for &node in batch.iter() {
+            let key = self.user_key(node);
+            shared = shared.min(key.len());
+            shared = first_key[..shared]
+                .iter()
+                .zip(key)
+                .position(|(a, b)| a != b)
+                .unwrap_or(shared);
+        }
+        keyed.clear();
+        keyed.extend(
+            batch
+                .iter()
+                .map(|&node| (key_prefix(&self.user_key(node)[shared..]), node)),
+        );
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| self.cmp_nodes(a.1, b.1)));
+        for (slot, (_, node)) in batch.iter_mut().zip(keyed.iter()) {
+            *slot = *node;
+        }
+        keyed.clear();
+    }
+
+    /// How two nodes order in internal-key order.
+    fn cmp_nodes(&self, a: NonNull<Header>, b: NonNull<Header>) -> CmpOrdering {
+        let key = self.user_key(b);
+        self.cmp(
+            a,
+            &Probe {
+                prefix: self.header(b).prefix,
+                key,
+                trailer: self.trailer(b),
+            },
+        )
+    }
+
+    /// Links `node` (written, not linked) at every level of its tower.
+    fn link_node(&self, l: &mut Linker, node: NonNull<Header>) {
+        let key = self.user_key(node);
+        let probe = Probe {
+            prefix: self.header(node).prefix,
+            key,
+            trailer: self.trailer(node),
+        };
         let top = self.height.load(Ordering::Relaxed);
-        let prev = if w
+        let prev = if l
             .last
             .is_some_and(|last| self.cmp(last, &probe) == CmpOrdering::Less)
         {
-            self.finger_search(w, &probe, top)
+            self.finger_search(l, &probe, top)
         } else {
             let mut prev = [self.head; MAX_HEIGHT];
             let mut x = self.head;
@@ -548,35 +722,34 @@ impl SkipList {
             }
             prev
         };
-        let height = random_height(&mut w.rng);
-        let mut next = [None; MAX_HEIGHT];
-        for (level, n) in next.iter_mut().enumerate().take(height) {
-            *n = self.next(prev[level], level);
-        }
-        let node = Self::write_node(&mut w.arena, height, key, trailer, value, &next);
+        let height = self.header(node).height();
         for (level, p) in prev.iter().enumerate().take(height) {
-            // SAFETY: `p` is a node of this list (or the head) linked at `level`, or the
-            // head for levels above the old height; the new node's tower has `height`
-            // links, so readers reaching it through `level` find a link there.
+            // SAFETY: `node`'s tower has `height` links; `p` is a node of this list (or
+            // the head) linked at `level`, or the head for levels above the old height.
+            #[allow(unsafe_code)]
+            unsafe {
+                // Not reachable through links yet: the release store below publishes it.
+                self.link(node, level).store(
+                    self.link(*p, level).load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        for (level, p) in prev.iter().enumerate().take(height) {
+            // SAFETY: as above; readers reaching `node` through `level` find a link there.
             #[allow(unsafe_code)]
             unsafe { self.link(*p, level) }.store(node.as_ptr(), Ordering::Release);
         }
         if height > top {
             self.height.store(height, Ordering::Release);
         }
-        w.splice = prev;
-        w.splice[..height].fill(node);
-        w.last = Some(node);
-        if let Some(hash) = hash {
-            self.index_node(w, node, key, hash, trailer);
-        }
-        self.len.fetch_add(1, Ordering::Relaxed);
-        self.node_bytes
-            .fetch_add(node_size(height, key.len(), value.len()), Ordering::Relaxed);
+        l.splice = prev;
+        l.splice[..height].fill(node);
+        l.last = Some(node);
     }
 
-    /// Points the point index's slot for `key` at `node` (just linked), unless it names
-    /// a newer version already.
+    /// Points the point index's slot for `key` at `node` (just written), unless it names
+    /// a newer version already, and threads `node` into the key's chain of versions.
     fn index_node(
         &self,
         w: &mut Writer,
@@ -605,10 +778,27 @@ impl SkipList {
                 break;
             }
             if slot >> SLOT_PTR_BITS == tag {
-                let old = Self::slot_node(slot);
-                if self.user_key(old) == key {
-                    if self.trailer(old) < trailer {
+                let newest = Self::slot_node(slot);
+                if self.user_key(newest) == key {
+                    if self.trailer(newest) < trailer {
+                        // Before the slot names `node`: a reader reaching it finds the
+                        // chain complete.
+                        self.header(node)
+                            .older
+                            .store(newest.as_ptr(), Ordering::Relaxed);
                         table.slots[i].store(value, Ordering::Release);
+                    } else {
+                        // An older version than the newest (never from the engine, whose
+                        // sequences ascend): into the chain where it belongs.
+                        let mut x = newest;
+                        while let Some(o) =
+                            self.older_node(x).filter(|&o| self.trailer(o) > trailer)
+                        {
+                            x = o;
+                        }
+                        let below = self.header(x).older.load(Ordering::Relaxed);
+                        self.header(node).older.store(below, Ordering::Relaxed);
+                        self.header(x).older.store(node.as_ptr(), Ordering::Release);
                     }
                     return;
                 }
@@ -689,7 +879,7 @@ impl SkipList {
     /// level from the splice unless it already moved right of it.
     fn finger_search(
         &self,
-        w: &Writer,
+        w: &Linker,
         probe: &Probe<'_>,
         top: usize,
     ) -> [NonNull<Header>; MAX_HEIGHT] {
@@ -715,8 +905,10 @@ impl SkipList {
         prev
     }
 
-    /// The first node at or after `(key, trailer)` in internal-key order.
+    /// The first node at or after `(key, trailer)` in internal-key order, among the nodes
+    /// inserted before the call (it links them first) and any linked since.
     pub(crate) fn seek(&self, key: &[u8], trailer: u64) -> Option<Pos> {
+        self.link_pending();
         let probe = Probe {
             prefix: key_prefix(key),
             key,
@@ -745,10 +937,18 @@ impl SkipList {
         self.pos(not_below)
     }
 
-    /// The first node.
+    /// The first node (linking what is pending first, as [`SkipList::seek`] does).
     #[cfg(test)]
     pub(crate) fn first(&self) -> Option<Pos> {
+        self.link_pending();
         self.pos(self.next(self.head, 0))
+    }
+
+    /// The next older version of the key at `pos` (lists with a point index only; `None`
+    /// without one, or at the oldest version).
+    #[inline]
+    pub(crate) fn older(&self, pos: Pos) -> Option<Pos> {
+        self.pos(self.older_node(self.own(pos)))
     }
 
     /// The node after `pos`.
@@ -962,27 +1162,33 @@ mod tests {
         b.entry(p);
     }
 
-    /// Readers walking and seeking while the writer inserts always see a sorted list
-    /// whose entries are intact, and at the end every entry.
+    /// Readers walking and seeking while the writer inserts (and so linking what it
+    /// inserted, concurrently with it) always see a sorted list whose entries are intact,
+    /// a walk from the first entry at least every entry published before it started, and
+    /// at the end every entry.
     #[test]
     fn readers_run_concurrently_with_the_writer() {
         let n: u64 = if cfg!(miri) { 200 } else { 20_000 };
         let list = Arc::new(SkipList::new(8192));
         let done = Arc::new(AtomicBool::new(false));
+        let published = Arc::new(AtomicUsize::new(0));
         let readers: Vec<_> = (0..2)
             .map(|r| {
-                let (list, done) = (list.clone(), done.clone());
+                let (list, done, published) = (list.clone(), done.clone(), published.clone());
                 std::thread::spawn(move || {
                     let mut rounds = 0;
                     while !done.load(Ordering::Acquire) || rounds == 0 {
                         rounds += 1;
                         let mut prev: Option<Vec<u8>> = None;
+                        let at_least = published.load(Ordering::Acquire);
+                        let mut seen = 0;
                         let mut pos = if r == 0 {
                             list.first()
                         } else {
                             list.seek(&(rounds * 7919 % n).to_be_bytes(), u64::MAX)
                         };
                         while let Some(p) = pos {
+                            seen += 1;
                             let (k, v) = list.entry(p);
                             // Value = key bytes repeated: an intact node.
                             assert_eq!(v, &k[..8].repeat(2)[..]);
@@ -991,6 +1197,9 @@ mod tests {
                             }
                             prev = Some(k.to_vec());
                             pos = list.after(p);
+                        }
+                        if r == 0 {
+                            assert!(seen >= at_least, "walked {seen} of {at_least} entries");
                         }
                     }
                 })
@@ -1001,6 +1210,7 @@ mod tests {
             let k = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n).to_be_bytes();
             if model.insert(k, ()).is_none() {
                 list.insert(&k, 0, &k.repeat(2));
+                published.store(model.len(), Ordering::Release);
             }
         }
         done.store(true, Ordering::Release);
@@ -1016,6 +1226,7 @@ mod tests {
     /// Every level, walked from the head, is in internal order and a subsequence of the
     /// level below it.
     fn check_levels(list: &SkipList) {
+        list.link_pending();
         let mut below: Option<Vec<Vec<u8>>> = None;
         for level in 0..MAX_HEIGHT {
             let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -1048,10 +1259,9 @@ mod tests {
         }
     }
 
-    /// Runs of ascending keys with gaps between them (as a sorted commit group inserts
-    /// them), over a list already holding keys around them, and runs that restart below
-    /// the last key: every level stays ordered and complete, and seeks agree with a
-    /// model.
+    /// Batches of keys linked over a list already holding keys around them (each batch
+    /// sorted, then linked by finger searches; batches start below the last key linked):
+    /// every level stays ordered and complete, and seeks agree with a model.
     #[test]
     fn finger_search_inserts_keep_every_level_ordered() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -1061,15 +1271,14 @@ mod tests {
         let runs = if cfg!(miri) { 4 } else { 60 };
         let mut trailer = 0u64;
         for _ in 0..runs {
-            let mut run: Vec<Vec<u8>> = (0..rand() % 40)
-                .map(|_| format!("k{:05}", rand() % 3000).into_bytes())
-                .collect();
-            run.sort();
-            for key in run {
+            for _ in 0..rand() % 40 {
+                let key = format!("k{:05}", rand() % 3000).into_bytes();
                 trailer += 1;
                 list.insert(&key, trailer, b"");
                 model.insert((key, std::cmp::Reverse(trailer)), ());
             }
+            list.link_pending();
+            assert_eq!(list.linked.load(Ordering::Relaxed), list.len());
         }
         check_levels(&list);
         let got: Vec<(Vec<u8>, u64)> = collect(&list).into_iter().map(|(k, t, _)| (k, t)).collect();
@@ -1118,17 +1327,33 @@ mod tests {
         let n: u64 = if cfg!(miri) { 60 } else { 2_000 };
         for hasher in [xxh as fn(&[u8]) -> u64, clumsy] {
             let list = SkipList::with_point_index(4096, 4, hasher);
-            let mut model: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            let mut model: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
             for i in 0..n * 3 {
                 let key = format!("{}k{}", i % 7, (i * 31) % n).into_bytes();
                 // Trailers mostly ascend; every fifth is older than what came before.
-                let trailer = if i % 5 == 4 { i / 2 } else { i * 2 };
+                let trailer = if i % 5 == 4 { i / 2 } else { i * 2 + 1 };
                 list.insert(&key, trailer, b"v");
-                let newest = model.entry(key).or_insert(trailer);
-                *newest = (*newest).max(trailer);
+                model.entry(key).or_default().push(trailer);
             }
-            for (key, trailer) in &model {
-                assert_eq!(newest_trailer(&list, key, hasher), Some(*trailer));
+            for (key, trailers) in &mut model {
+                trailers.sort_unstable_by(|a, b| b.cmp(a));
+                assert_eq!(newest_trailer(&list, key, hasher), Some(trailers[0]));
+                // The chain of older versions holds every version, newest first.
+                let Newest::Node(mut pos) = list.newest(key, hasher(key)) else {
+                    unreachable!("found above")
+                };
+                let mut chain = Vec::new();
+                loop {
+                    let (ikey, _) = list.entry(pos);
+                    chain.push(u64::from_le_bytes(
+                        ikey[ikey.len() - 8..].try_into().unwrap(),
+                    ));
+                    match list.older(pos) {
+                        Some(older) => pos = older,
+                        None => break,
+                    }
+                }
+                assert_eq!(&chain, trailers);
             }
             for i in 0..n {
                 let key = format!("{}absent{i}", i % 7).into_bytes();
