@@ -24,7 +24,7 @@ impl Memtable {
     /// Links every entry inserted so far into the skip list's order, as the first range
     /// read or the flush does (inserts only write the entries).
     pub fn link(&self) {
-        self.0.list().link_pending();
+        self.0.link();
     }
 
     /// Whether `key` has a value visible at the newest sequence.

@@ -42,6 +42,8 @@ pub(crate) enum Lookup {
 pub(crate) struct Memtable {
     list: SkipList,
     wal_number: u64,
+    /// The memtable before this one was read in order (see [`Memtable::wants_order`]).
+    scans_expected: bool,
 }
 
 impl std::fmt::Debug for Memtable {
@@ -81,7 +83,23 @@ impl Memtable {
                 bloom_hash,
             ),
             wal_number,
+            scans_expected: false,
         }
+    }
+
+    /// This memtable, marked as expected to be scanned: the one it replaces was (see
+    /// [`Memtable::wants_order`]).
+    pub(crate) fn expecting_scans(mut self, expected: bool) -> Self {
+        self.scans_expected = expected;
+        self
+    }
+
+    /// Whether keeping the skip list linked as writes arrive is worth its CPU: someone
+    /// read this memtable in order, or the one before it. A memtable that is only written
+    /// and point-read (and so its successor) is linked once, by its flush; the first
+    /// scan after such a stretch links what has accumulated.
+    pub(crate) fn wants_order(&self) -> bool {
+        self.scans_expected || self.list.was_sought()
     }
 
     /// The WAL segment holding this memtable's writes.
@@ -102,6 +120,17 @@ impl Memtable {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// Entries inserted but not yet linked into the skip list's order.
+    pub(crate) fn unlinked(&self) -> usize {
+        self.list.unlinked()
+    }
+
+    /// Links every entry inserted so far into the skip list's order (which the first
+    /// seek after them would otherwise do).
+    pub(crate) fn link(&self) {
+        self.list.link_pending();
     }
 
     /// The skip list, for iterators.
@@ -250,6 +279,25 @@ mod tests {
             }
             m.list().link_pending();
         }
+    }
+
+    /// Point reads do not make a memtable want its order kept; a seek does, and so does
+    /// the expectation handed over at rotation.
+    #[test]
+    fn wants_order_after_a_seek_or_when_expected() {
+        let m = Memtable::new(1, 1 << 20);
+        m.insert(b"k", 1, Kind::Value, b"v");
+        assert!(!m.wants_order());
+        assert!(m.get(b"k", bloom_hash(b"k"), 9).is_some());
+        assert!(!m.wants_order());
+        assert!(m.list().seek(b"k", u64::MAX).is_some());
+        assert!(m.wants_order());
+        assert!(Memtable::new(2, 1 << 20)
+            .expecting_scans(true)
+            .wants_order());
+        assert!(!Memtable::new(3, 1 << 20)
+            .expecting_scans(false)
+            .wants_order());
     }
 
     /// Values of every size (empty, small, over a quarter arena chunk) round-trip, and

@@ -285,6 +285,8 @@ pub(crate) struct SkipList {
     len: AtomicUsize,
     /// Nodes linked; `len` once the linker caught up.
     linked: AtomicUsize,
+    /// Set by the first `seek` or `first`: someone reads this list in order.
+    sought: AtomicBool,
     /// Bytes of all nodes (the head excluded).
     node_bytes: AtomicUsize,
     writer: Mutex<Writer>,
@@ -480,6 +482,7 @@ impl SkipList {
             height: AtomicUsize::new(1),
             len: AtomicUsize::new(0),
             linked: AtomicUsize::new(0),
+            sought: AtomicBool::new(false),
             node_bytes: AtomicUsize::new(0),
             writer: Mutex::new(Writer {
                 arena,
@@ -517,6 +520,24 @@ impl SkipList {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether a `seek` (or `first`) was ever made on this list.
+    pub(crate) fn was_sought(&self) -> bool {
+        self.sought.load(Ordering::Relaxed)
+    }
+
+    /// Records that a reader needs the list's order (once: no store after the first).
+    fn mark_sought(&self) {
+        if !self.sought.load(Ordering::Relaxed) {
+            self.sought.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Entries inserted but not linked yet.
+    pub(crate) fn unlinked(&self) -> usize {
+        self.len()
+            .saturating_sub(self.linked.load(Ordering::Relaxed))
     }
 
     /// Bytes taken by the entries' nodes (towers, keys, values, headers).
@@ -908,6 +929,7 @@ impl SkipList {
     /// The first node at or after `(key, trailer)` in internal-key order, among the nodes
     /// inserted before the call (it links them first) and any linked since.
     pub(crate) fn seek(&self, key: &[u8], trailer: u64) -> Option<Pos> {
+        self.mark_sought();
         self.link_pending();
         let probe = Probe {
             prefix: key_prefix(key),
@@ -940,6 +962,7 @@ impl SkipList {
     /// The first node (linking what is pending first, as [`SkipList::seek`] does).
     #[cfg(test)]
     pub(crate) fn first(&self) -> Option<Pos> {
+        self.mark_sought();
         self.link_pending();
         self.pos(self.next(self.head, 0))
     }

@@ -55,6 +55,10 @@ pub struct Stats {
     /// Bytes of the point indexes (hash tables for lookups) of the active and sealed
     /// memtables, besides their entries' bytes.
     pub memtable_index_bytes: u64,
+    /// Entries of the active memtable not yet linked into its skip list's order (writes
+    /// leave that to the first scan; the flush thread links them in the background from
+    /// 8192 on).
+    pub memtable_unlinked_entries: u64,
     /// Entries (values and tombstones, all versions) in live tables.
     pub table_entries: u64,
     /// Tombstones in live tables.

@@ -46,6 +46,11 @@ pub fn engine_fields(s: &Stats) -> Vec<(String, String, &'static str)> {
             s.memtable_index_bytes.to_string(),
             "gauge",
         ),
+        (
+            "memtable_unlinked_entries".into(),
+            s.memtable_unlinked_entries.to_string(),
+            "gauge",
+        ),
         ("table_entries".into(), s.table_entries.to_string(), "gauge"),
         (
             "table_tombstones".into(),
