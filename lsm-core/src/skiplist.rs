@@ -10,7 +10,7 @@
 //! chunks instead of a node per entry.
 //!
 //! Linking is deferred. An insert writes the node and records it as unlinked (and in
-//! the point index, see below); the first [`SkipList::seek`] (or [`SkipList::first`])
+//! the point index, see below); the first [`SkipList::seek`] (or, in tests, `first`)
 //! after it links every unlinked node, sorted, each search starting from the previous
 //! one's predecessors (a finger search). A write thus costs no search of the list (on a
 //! memtable of a few hundred thousand entries, ~10 levels of dependent cache misses, the
@@ -642,7 +642,7 @@ impl SkipList {
     }
 
     /// Links every node inserted so far (see the module documentation). Readers call it
-    /// through [`SkipList::seek`] and [`SkipList::first`]; it returns at once when
+    /// through [`SkipList::seek`] (and, in tests, `first`); it returns at once when
     /// nothing is pending.
     pub(crate) fn link_pending(&self) {
         if self.linked.load(Ordering::Acquire) == self.len.load(Ordering::Acquire) {
