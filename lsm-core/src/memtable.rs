@@ -2,11 +2,13 @@
 //! ascending, sequence descending) to values, with a point index (a hash table from each
 //! user key to its newest version, each version pointing to the next older one) for
 //! lookups. Inserts do not search the list: it orders them when an iterator first seeks
-//! (or the flush reads it), so lookups never depend on that order.
+//! (or the flush reads it); a point lookup needs that order only for a read at an old
+//! snapshot of a key with a long chain of newer versions.
 //!
 //! Invariants: entries are only inserted, never changed or removed; one writer (the
 //! commit-group leader, or recovery) inserts at a time, readers run concurrently without
-//! locks (except that a seek links, under the list's linker mutex, what is pending). A memtable is tied to the WAL segment that holds its writes; once sealed it
+//! locks (except that a seek links, under the list's linker mutex, what is pending). A
+//! memtable is tied to the WAL segment that holds its writes; once sealed it
 //! receives no more inserts.
 
 use bytes::Bytes;
