@@ -18,41 +18,35 @@ fn key(i: u64) -> Vec<u8> {
     format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).into_bytes()
 }
 
+/// `m` with `keys` inserted, sequence numbers 1, 2, ...
+fn fill(m: Memtable, keys: &[Bytes]) -> Memtable {
+    for (i, k) in keys.iter().enumerate() {
+        m.insert(k, i as u64 + 1, &VALUE);
+    }
+    m
+}
+
 fn memtable(c: &mut Criterion) {
     let mut g = c.benchmark_group("memtable");
     const N: u64 = 100_000;
     let keys: Vec<Bytes> = (0..N).map(|i| Bytes::from(key(i))).collect();
     g.throughput(Throughput::Elements(N));
     g.bench_function("insert_100k", |b| {
-        b.iter_batched(
-            Memtable::default,
-            |m| {
-                for (i, k) in keys.iter().enumerate() {
-                    m.insert(k, i as u64 + 1, &VALUE);
-                }
-                m
-            },
-            BatchSize::LargeInput,
-        );
+        b.iter_batched(Memtable::default, |m| fill(m, &keys), BatchSize::LargeInput);
     });
     // Inserts and then the ordering they defer (what a flush or the first scan pays).
     g.bench_function("insert_link_100k", |b| {
         b.iter_batched(
             Memtable::default,
             |m| {
-                for (i, k) in keys.iter().enumerate() {
-                    m.insert(k, i as u64 + 1, &VALUE);
-                }
+                let m = fill(m, &keys);
                 m.link();
                 m
             },
             BatchSize::LargeInput,
         );
     });
-    let m = Memtable::default();
-    for (i, k) in keys.iter().enumerate() {
-        m.insert(k, i as u64 + 1, &VALUE);
-    }
+    let m = fill(Memtable::default(), &keys);
     g.throughput(Throughput::Elements(1));
     let mut i = 0u64;
     g.bench_function("get_hit", |b| {
