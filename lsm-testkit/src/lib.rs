@@ -10,7 +10,7 @@ pub mod linearizability;
 pub mod process;
 pub mod zookeeper;
 
-pub use process::{free_port, signal, Child};
+pub use process::{free_port, free_ports, signal, Child};
 pub use zookeeper::{serial, ZkEnsemble};
 
 /// The files in a fuzz corpus or regression directory, sorted, with their bytes; empty

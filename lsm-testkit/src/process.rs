@@ -13,6 +13,22 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0 to find a free port")
 }
 
+/// `n` distinct free loopback TCP ports: all are held at once while they are chosen, so
+/// the kernel cannot hand out one twice (as `free_port` called `n` times can; a ZooKeeper
+/// ensemble refuses a configuration whose ports collide).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("binding 127.0.0.1:0 to find a free port")
+        })
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound listener's address").port())
+        .collect()
+}
+
 /// Sends `sig` (e.g. "KILL", "STOP", "CONT", "TERM") to process `pid`.
 pub fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")

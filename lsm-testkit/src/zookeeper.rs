@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::process::{free_port, Child};
+use crate::process::{free_ports, Child};
 
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
@@ -74,8 +74,9 @@ impl ZkEnsemble {
         assert!(size >= 1);
         check_installed();
         let root = tempfile::tempdir().expect("a temporary directory for ZooKeeper");
-        let ports: Vec<(u16, u16, u16)> = (0..size)
-            .map(|_| (free_port(), free_port(), free_port()))
+        let ports: Vec<(u16, u16, u16)> = free_ports(3 * size)
+            .chunks_exact(3)
+            .map(|p| (p[0], p[1], p[2]))
             .collect();
         let mut peers = Vec::new();
         for (i, (client_port, _, _)) in ports.iter().enumerate() {
