@@ -323,7 +323,19 @@ pub async fn handle(
                             (Err(reply), _) => vec![reply; group.len()],
                             (Ok(held), Some(repl)) => settle(&state, repl, run(), held).await,
                             (Ok(_), None) => match state.committer.as_ref() {
-                                Some(committer) => committer.commit(&state, &mut group).await,
+                                Some(committer) => {
+                                    match committer.commit(&state, &mut group).await {
+                                        Some(replies) => replies,
+                                        None => {
+                                            tracing::error!(
+                                                client = session.id,
+                                                "closing connection: its write group was lost \
+                                                 unanswered"
+                                            );
+                                            return;
+                                        }
+                                    }
+                                }
                                 None => run(),
                             },
                         };

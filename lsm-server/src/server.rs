@@ -168,26 +168,12 @@ impl Server {
                 }
             }
         }
-        // Standalone, every write goes through the committer thread; in cluster mode the
-        // replication log orders them instead.
-        let state = if state.replication.is_none() {
-            let mut spawned = Ok(());
-            let state = Arc::new_cyclic(|weak| {
-                match crate::committer::Committer::start(weak.clone()) {
-                    Ok(c) => state.committer = Some(c),
-                    Err(e) => spawned = Err(e),
-                }
-                state
-            });
-            if let Err(e) = spawned {
-                let db = state.db();
-                let _ = tokio::task::spawn_blocking(move || db.close()).await;
-                return Err(ServerError::io("starting the committer thread", e));
-            }
-            state
-        } else {
-            Arc::new(state)
-        };
+        // Standalone, write groups commit through the group-commit queue; in cluster mode
+        // the replication log orders them instead.
+        if state.replication.is_none() {
+            state.committer = Some(crate::committer::Committer::new());
+        }
+        let state = Arc::new(state);
         Ok(Server {
             state,
             listener,

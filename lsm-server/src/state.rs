@@ -173,9 +173,9 @@ pub struct ServerState {
     pub cluster: Option<Arc<lsm_cluster::Cluster>>,
     /// The replicated log; None when standalone.
     pub replication: Option<Arc<crate::replication::Replication>>,
-    /// Standalone: the thread that commits every connection's write groups (see
-    /// [`crate::committer`]); None in cluster mode, where writes commit on the
-    /// connection's own task through the replicated log.
+    /// Standalone: the queue through which connections commit their write groups
+    /// together (see [`crate::committer`]); None in cluster mode, where writes commit on
+    /// the connection's own task through the replicated log.
     pub committer: Option<crate::committer::Committer>,
 }
 

@@ -484,9 +484,9 @@ fn transactions_and_conditional_writes_are_atomic_across_clients() {
     assert_eq!(total, 50, "exactly one SET NX wins each race");
 }
 
-/// `SET key value GET` from many clients at once, with `--sync` (every group through the
-/// committer's merged batches) and without (groups commit on their connection's task
-/// when no commit runs, else through the committer): every value written is returned as
+/// `SET key value GET` from many clients at once, with `--sync` and without (a group
+/// commits on its connection's task when no commit runs, else joins the next leader's
+/// merged batch): every value written is returned as
 /// the old value by exactly one later SET, except the last, which stays; none is lost or
 /// seen twice. Blind writes of other keys run alongside.
 #[test]
