@@ -79,6 +79,19 @@ impl DecodeError {
     }
 }
 
+#[cold]
+fn too_large(at: usize, v: u64, max: usize, what: &str) -> DecodeError {
+    DecodeError::new(at, format!("{what} {v} exceeds the limit {max}"))
+}
+
+#[cold]
+fn truncated(at: usize, need: usize, left: usize, what: &str) -> DecodeError {
+    DecodeError::new(
+        at,
+        format!("truncated {what}: need {need} bytes, {left} left"),
+    )
+}
+
 /// A cursor over a byte slice where every read is bounds-checked.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
@@ -103,15 +116,10 @@ impl<'a> Reader<'a> {
         self.remaining() == 0
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
-            return Err(DecodeError::new(
-                self.pos,
-                format!(
-                    "truncated {what}: need {n} bytes, {} left",
-                    self.remaining()
-                ),
-            ));
+            return Err(truncated(self.pos, n, self.remaining(), what));
         }
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -132,7 +140,21 @@ impl<'a> Reader<'a> {
         Ok(u64_at(b, 0))
     }
 
+    /// An unsigned LEB128 varint. One-byte varints (every length under 128, the common
+    /// case in blocks) take an inlined fast path.
+    #[inline]
     pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_multi(what),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_multi(&mut self, what: &str) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
@@ -156,14 +178,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint that must fit a `usize` no larger than `max`.
+    #[inline]
     pub(crate) fn varint_len(&mut self, max: usize, what: &str) -> Result<usize, DecodeError> {
         let start = self.pos;
         let v = self.varint(what)?;
         if v > max as u64 {
-            return Err(DecodeError::new(
-                start,
-                format!("{what} {v} exceeds the limit {max}"),
-            ));
+            return Err(too_large(start, v, max, what));
         }
         Ok(v as usize)
     }

@@ -138,6 +138,26 @@ impl Block {
     }
 
     /// An iterator positioned before the first entry.
+    /// The key of the entry at restart point `i`, read in place: a restart entry shares
+    /// no bytes with the key before it, so its key is stored whole.
+    fn restart_key(&self, i: usize) -> Result<&[u8], DecodeError> {
+        let start = self.restart(i)?;
+        let mut r = Reader::new(&self.data[start..self.restarts_at]);
+        let at = |e: DecodeError| DecodeError::new(start + e.offset, e.reason);
+        let shared = r.varint_len(usize::MAX, "shared key length").map_err(at)?;
+        if shared != 0 {
+            return Err(DecodeError::new(
+                start,
+                format!("entry at restart point {i} shares {shared} bytes with the key before"),
+            ));
+        }
+        let unshared = r
+            .varint_len(usize::MAX, "unshared key length")
+            .map_err(at)?;
+        r.varint_len(usize::MAX, "value length").map_err(at)?;
+        r.bytes(unshared, "key").map_err(at)
+    }
+
     pub(crate) fn iter(&self) -> BlockIter {
         BlockIter {
             block: self.clone(),
@@ -250,14 +270,7 @@ impl BlockIter {
         let (mut lo, mut hi) = (0usize, self.block.num_restarts);
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            self.seek_to_restart(mid)?;
-            if !self.valid {
-                return Err(DecodeError::new(
-                    self.block.restart(mid)?,
-                    "restart points at no entry",
-                ));
-            }
-            if cmp_encoded(&self.key, target).is_lt() {
+            if cmp_encoded(self.block.restart_key(mid)?, target).is_lt() {
                 lo = mid;
             } else {
                 hi = mid;
@@ -328,6 +341,32 @@ mod tests {
         assert_eq!(it.restart_index(), 7);
         it.next().unwrap();
         assert_eq!(it.restart_index(), 8);
+    }
+
+    /// Seek compares restart keys in place; an entry at a restart point that claims to
+    /// share bytes with a key before it is corruption, named with its offset.
+    #[test]
+    fn restart_entry_sharing_a_prefix_is_an_error() {
+        let (mut bytes, keys) = build(40, 4);
+        let block = Block::parse(Bytes::from(bytes.clone())).unwrap();
+        let at = block.restart(5).unwrap();
+        assert_eq!(bytes[at], 0, "restart entries share nothing");
+        bytes[at] = 3;
+        let block = Block::parse(Bytes::from(bytes)).unwrap();
+        let mut found = None;
+        for k in &keys {
+            if let Err(e) = block.iter().seek(k) {
+                found = Some(e);
+                break;
+            }
+        }
+        let e = found.expect("no seek read the damaged restart entry");
+        assert_eq!(e.offset, at);
+        assert!(
+            e.reason.contains("restart point 5 shares 3 bytes"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]
