@@ -16,6 +16,8 @@ pub const DEFAULT_METRICS_PORT: u16 = 9379;
 pub const DEFAULT_MAXCLIENTS: usize = 10_000;
 /// Upper bound on `maxclients`.
 pub const MAX_MAXCLIENTS: usize = 1_000_000;
+/// Upper bound on `threads`.
+pub const MAX_THREADS: usize = 1024;
 /// Default cluster name (the znode under the ZooKeeper chroot).
 pub const DEFAULT_CLUSTER_NAME: &str = "lsm";
 /// Default ZooKeeper session timeout asked for, in milliseconds.
@@ -77,6 +79,8 @@ pub struct Config {
     pub timeout_secs: u64,
     /// fsync the WAL before acknowledging each write (group commit).
     pub sync: bool,
+    /// Worker threads serving connections; 0 = one per CPU core.
+    pub threads: usize,
     /// A `tracing` filter, e.g. `info` or `lsm_server=debug`.
     pub log_level: String,
     /// Cluster mode; None = standalone.
@@ -94,6 +98,7 @@ impl Default for Config {
             maxclients: DEFAULT_MAXCLIENTS,
             timeout_secs: 0,
             sync: false,
+            threads: 0,
             log_level: "info".into(),
             cluster: None,
         }
@@ -138,6 +143,9 @@ pub struct Cli {
     /// fsync before acknowledging each write (with group commit).
     #[arg(long, env = "LSM_SYNC", num_args = 0..=1, default_missing_value = "true")]
     pub sync: Option<bool>,
+    /// Worker threads serving connections (0 = one per CPU core).
+    #[arg(long, env = "LSM_THREADS")]
+    pub threads: Option<usize>,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "LSM_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -184,6 +192,7 @@ pub struct FileConfig {
     pub maxclients: Option<usize>,
     pub timeout: Option<u64>,
     pub sync: Option<bool>,
+    pub threads: Option<usize>,
     pub log_level: Option<String>,
     pub zookeeper: Option<String>,
     pub node_id: Option<String>,
@@ -272,6 +281,7 @@ impl Config {
             maxclients: cli.maxclients.or(file.maxclients).unwrap_or(d.maxclients),
             timeout_secs: cli.timeout.or(file.timeout).unwrap_or(d.timeout_secs),
             sync: cli.sync.or(file.sync).unwrap_or(d.sync),
+            threads: cli.threads.or(file.threads).unwrap_or(d.threads),
             log_level: cli.log_level.or(file.log_level).unwrap_or(d.log_level),
             cluster,
         };
@@ -290,6 +300,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "maxclients: must be in 1..={MAX_MAXCLIENTS}, got {}",
                 self.maxclients
+            )));
+        }
+        if self.threads > MAX_THREADS {
+            return Err(ConfigError(format!(
+                "threads: must be in 0..={MAX_THREADS} (0 = one per CPU core), got {}",
+                self.threads
             )));
         }
         if self.metrics_port != 0 && self.metrics_port == self.port {
@@ -379,13 +395,16 @@ mod tests {
         let path = dir.path().join("lsm.toml");
         std::fs::write(
             &path,
-            "port = 7000\nmaxclients = 5\ndata_dir = \"/tmp/x\"\nsync = true\n",
+            "port = 7000\nmaxclients = 5\ndata_dir = \"/tmp/x\"\nsync = true\nthreads = 3\n",
         )
         .unwrap();
         let c =
             Config::resolve(cli(&["--config", path.to_str().unwrap(), "--port", "7100"])).unwrap();
         assert_eq!(c.port, 7100);
         assert_eq!(c.maxclients, 5);
+        assert_eq!(c.threads, 3);
+        let one = Config::resolve(cli(&["--config", path.to_str().unwrap(), "--threads", "1"]));
+        assert_eq!(one.unwrap().threads, 1);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert!(c.sync);
         assert_eq!(c.bind, "127.0.0.1");
@@ -462,6 +481,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("maxclients"), "{e}");
+        let e = Config::resolve(cli(&["--threads", "5000"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("threads"), "{e}");
         let e = Config::resolve(cli(&["--bind", "nowhere"]))
             .unwrap_err()
             .to_string();

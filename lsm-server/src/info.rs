@@ -171,6 +171,10 @@ pub fn render(state: &ServerState, args: &[Bytes]) -> String {
                 add("arch_bits", (usize::BITS).to_string());
                 add("process_id", std::process::id().to_string());
                 add("tcp_port", state.port.to_string());
+                // The runtime's workers serving connections (`threads`).
+                let workers =
+                    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
+                add("worker_threads", workers.to_string());
                 add("uptime_in_seconds", up.to_string());
                 add("uptime_in_days", (up / 86_400).to_string());
             }

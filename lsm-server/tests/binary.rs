@@ -1,4 +1,5 @@
-//! The `lsm-server` binary itself: the offline tools and configuration errors.
+//! The `lsm-server` binary itself: the offline tools, configuration errors, the worker
+//! thread count.
 
 use std::process::Command;
 
@@ -65,4 +66,48 @@ fn invalid_configuration_names_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--port"), "{err}");
+}
+
+/// `--threads N` sets the number of worker threads serving connections (INFO's
+/// `worker_threads`); 0, the default, is one per CPU core.
+#[test]
+fn threads_sets_the_number_of_workers() {
+    use std::time::{Duration, Instant};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (arg, want) in [("1", 1), ("3", 3), ("0", cores)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = lsm_testkit::free_port();
+        let mut server = lsm_testkit::Child::spawn(
+            format!("lsm-server --threads {arg}"),
+            bin()
+                .args(["--threads", arg, "--port", &port.to_string()])
+                .args(["--metrics-port", "0", "--log-level", "warn"])
+                .arg("--data-dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let info = loop {
+            let reply = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut c| redis::cmd("INFO").arg("server").query::<String>(&mut c));
+            match reply {
+                Ok(info) => break info,
+                Err(_) if Instant::now() < deadline && server.alive() => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("--threads {arg}: server not answering: {e}"),
+            }
+        };
+        assert!(
+            info.lines().any(|l| l == format!("worker_threads:{want}")),
+            "--threads {arg}:\n{info}"
+        );
+        server.signal("TERM");
+        let status = server
+            .wait_exit(Duration::from_secs(20))
+            .expect("exits on SIGTERM");
+        assert!(status.success(), "--threads {arg}: {status}");
+    }
 }
