@@ -7,6 +7,7 @@
 #   scripts/bench-server.sh                 # default durability vs appendfsync everysec
 #   SYNC=1 scripts/bench-server.sh          # lsm-server --sync vs appendfsync always
 #   ROUNDS=3 N=200000 CLIENTS=50 scripts/bench-server.sh
+#   LSM_THREADS=1 scripts/bench-server.sh   # lsm-server settings come from its LSM_* env
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools); installs
 # them when missing. Uses free loopback ports and temporary directories; stops what it
