@@ -137,7 +137,6 @@ impl Block {
         Ok(off)
     }
 
-    /// An iterator positioned before the first entry.
     /// The key of the entry at restart point `i`, read in place: a restart entry shares
     /// no bytes with the key before it, so its key is stored whole.
     fn restart_key(&self, i: usize) -> Result<&[u8], DecodeError> {
@@ -158,6 +157,7 @@ impl Block {
         r.bytes(unshared, "key").map_err(at)
     }
 
+    /// An iterator positioned before the first entry.
     pub(crate) fn iter(&self) -> BlockIter {
         BlockIter {
             block: self.clone(),
