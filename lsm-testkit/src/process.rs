@@ -7,10 +7,7 @@ use std::time::{Duration, Instant};
 /// A free loopback TCP port. Another process could take it before the caller binds it;
 /// on a test machine that is rare enough.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 to find a free port")
+    free_ports(1)[0]
 }
 
 /// `n` distinct free loopback TCP ports: all are held at once while they are chosen, so
