@@ -1,7 +1,9 @@
 //! The `lsm-server` binary itself: the offline tools, configuration errors, the worker
 //! thread count.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lsm-server"))
@@ -68,25 +70,63 @@ fn invalid_configuration_names_the_key() {
     assert!(err.contains("--port"), "{err}");
 }
 
+/// Starts the binary on `--port 0` with data in `dir/data` and `args`, its stderr in
+/// `dir/log`; returns it, the port it logged as bound, and the log's text so far.
+fn start(dir: &Path, args: &[&str]) -> (lsm_testkit::Child, u16, String) {
+    let log = dir.join("log");
+    let mut server = lsm_testkit::Child::spawn(
+        format!("lsm-server {args:?}"),
+        bin()
+            .args(args)
+            .args(["--port", "0", "--metrics-port", "0", "--log-level", "info"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let marker = "lsm-server listening addr=127.0.0.1:";
+    let port = server
+        .wait_for_log(&log, marker, Duration::from_secs(20))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let port = port.unwrap_or_else(|| panic!("no `{marker}PORT` line in the log:\n{text}"));
+    (server, port, text)
+}
+
+/// The log names the address the server bound (`--port 0`: the one the kernel chose, and
+/// the server answers there), in plain text when stderr is not a terminal.
+#[test]
+fn log_names_the_bound_address_in_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port, text) = start(dir.path(), &[]);
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in a log file:\n{text}"
+    );
+    assert!(
+        text.contains(" INFO lsm_server::server: lsm-server listening addr="),
+        "{text}"
+    );
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
 /// `--threads N` sets the number of worker threads serving connections (INFO's
 /// `worker_threads`); 0, the default, is one per CPU core.
 #[test]
 fn threads_sets_the_number_of_workers() {
-    use std::time::{Duration, Instant};
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (arg, want) in [("1", 1), ("3", 3), ("0", cores)] {
         let dir = tempfile::tempdir().unwrap();
-        let port = lsm_testkit::free_port();
-        let mut server = lsm_testkit::Child::spawn(
-            format!("lsm-server --threads {arg}"),
-            bin()
-                .args(["--threads", arg, "--port", &port.to_string()])
-                .args(["--metrics-port", "0", "--log-level", "warn"])
-                .arg("--data-dir")
-                .arg(dir.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null()),
-        );
+        let (mut server, port, _) = start(dir.path(), &["--threads", arg]);
         let deadline = Instant::now() + Duration::from_secs(20);
         let info = loop {
             let reply = redis::Client::open(format!("redis://127.0.0.1:{port}/"))

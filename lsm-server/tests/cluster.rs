@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lsm_testkit::{free_port, serial, Child, ZkEnsemble};
+use lsm_testkit::{serial, Child, ZkEnsemble};
 
 const SESSION_MS: u64 = 4000;
 
@@ -39,7 +39,11 @@ fn spawn_with(
     extra: &[&str],
 ) -> (Child, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
-    let log = dir.with_extension(format!("{port}.log"));
+    // Each start logs to a file of its own (a restart or a second process on the same
+    // directory does not overwrite an earlier log).
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = dir.with_extension(format!("{start}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lsm-server"));
     cmd.args(["--port", &port.to_string(), "--metrics-port", "0"])
@@ -55,6 +59,21 @@ fn spawn_with(
     (Child::spawn(format!("lsm-server {id}"), &mut cmd), log)
 }
 
+/// The port a node started with `--port 0` bound, from its log line.
+fn bound_port(process: &mut Child, log: &Path) -> u16 {
+    process
+        .wait_for_log(
+            log,
+            "lsm-server listening addr=127.0.0.1:",
+            Duration::from_secs(30),
+        )
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{} did not log its address; log:\n{text}", process.name)
+        })
+}
+
 fn conn_to(port: u16) -> Option<redis::Connection> {
     let c = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
     let con = c.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
@@ -63,10 +82,12 @@ fn conn_to(port: u16) -> Option<redis::Connection> {
 }
 
 impl Node {
+    /// Starts the node on a port the kernel picks (read back from its log, so no other
+    /// process can take the port between choosing and binding it); restarts reuse it.
     fn start(zk: &str, id: &str, root: &Path, session_ms: u64, extra: &[&str]) -> Node {
-        let port = free_port();
         let dir = root.join(id);
-        let (process, log) = spawn_with(zk, id, port, &dir, session_ms, extra);
+        let (mut process, log) = spawn_with(zk, id, 0, &dir, session_ms, extra);
+        let port = bound_port(&mut process, &log);
         let mut node = Node {
             id: id.into(),
             port,
@@ -394,14 +415,14 @@ fn three_nodes_agree_forward_and_hand_over() {
 
     // A duplicate node id is refused with a clear error; so is a data directory that
     // belongs to another node.
-    let (mut dup, dup_log) = spawn(&cs, "n2", free_port(), &root.path().join("dup"), SESSION_MS);
+    let (mut dup, dup_log) = spawn(&cs, "n2", 0, &root.path().join("dup"), SESSION_MS);
     let status = dup
         .wait_exit(Duration::from_secs(30))
         .expect("duplicate kept running");
     assert!(!status.success());
     let text = std::fs::read_to_string(&dup_log).unwrap();
     assert!(text.contains("node id `n2` is already in use"), "{text}");
-    let (mut wrong, wrong_log) = spawn(&cs, "n9", free_port(), &nodes[0].dir, SESSION_MS);
+    let (mut wrong, wrong_log) = spawn(&cs, "n9", 0, &nodes[0].dir, SESSION_MS);
     let status = wrong
         .wait_exit(Duration::from_secs(30))
         .expect("wrong node id kept running");

@@ -1,6 +1,7 @@
 //! Child processes that are killed when dropped, and POSIX signals sent through the
 //! `kill` utility (the workspace denies `unsafe`, which calling `libc::kill` would need).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,25 @@ impl Child {
                 return Some(status);
             }
             if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `limit` for a line containing `marker` in the file `log` (where the
+    /// process writes its log); returns what follows the marker on the first such line.
+    /// None when the process exits or the time runs out first.
+    pub fn wait_for_log(&mut self, log: &Path, marker: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            // Looked at before the file, so that a line written just before exiting counts.
+            let alive = self.alive();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(rest) = text.lines().find_map(|l| l.split_once(marker)) {
+                return Some(rest.1.to_owned());
+            }
+            if !alive || Instant::now() >= deadline {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
