@@ -1,5 +1,5 @@
-//! The `lsm-server` binary itself: the offline tools, configuration errors, the worker
-//! thread count.
+//! The `lsm-server` binary itself: the offline tools, configuration errors, its log, the
+//! worker thread count.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

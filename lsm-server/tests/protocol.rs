@@ -204,7 +204,8 @@ fn idle_clients_are_disconnected() {
 fn metrics_endpoint_serves_prometheus_text() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(lsm_server::Config {
-        metrics_port: common::free_port(),
+        // The metrics endpoint has no "pick one" setting (0 disables it).
+        metrics_port: lsm_testkit::free_port(),
         ..config(dir.path())
     });
     let mut c = server.client();

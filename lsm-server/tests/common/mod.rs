@@ -28,15 +28,6 @@ pub fn config(dir: &std::path::Path) -> Config {
     }
 }
 
-/// A free loopback port (for the metrics endpoint, which has no "pick one" setting).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl TestServer {
     pub fn start(config: Config) -> TestServer {
         let dir = config.data_dir.clone();
