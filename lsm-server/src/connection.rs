@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::command::{
     execute, execute_write_group, forward_unit, groupable_write, lookup, needs_leader, Session,
@@ -24,6 +23,7 @@ use crate::command::{
 use crate::forward::{forward_units, leader_wait, place, LeaderLink, Placement};
 use crate::protocol::{parse_request, ParseLimits, ProtocolError, Reply, Request};
 use crate::state::{bump, AsyncHeld, KeyLocks, ServerState};
+use crate::stop::Registered;
 
 /// Largest input buffer per connection (1 GiB, as Redis's default).
 pub const QUERY_BUFFER_LIMIT: usize = 1 << 30;
@@ -165,11 +165,7 @@ fn write_stripes(session: &Session, req: &Request) -> Vec<usize> {
 }
 
 /// Serves one client until it quits, errs, idles out, or the server shuts down.
-pub async fn handle(
-    mut socket: TcpStream,
-    state: Arc<ServerState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn handle(mut socket: TcpStream, state: Arc<ServerState>, shutdown: Registered) {
     let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread;
     let mut session = Session {
@@ -215,7 +211,7 @@ pub async fn handle(
                     }
                     tokio::select! {
                         () = crate::replication::stream::serve_follower(repl.clone(), socket, req) => {}
-                        _ = shutdown.changed() => {}
+                        () = shutdown.stopped() => {}
                     }
                     return;
                 }
@@ -400,7 +396,7 @@ pub async fn handle(
                     return;
                 }
             },
-            _ = shutdown.changed() => return,
+            () = shutdown.stopped() => return,
         }
     }
 }

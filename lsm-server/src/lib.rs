@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod replication;
 pub mod server;
 pub mod state;
+pub mod stop;
 pub mod tools;
 
 pub use config::{Cli, Config};

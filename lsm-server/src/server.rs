@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::state::{bump, ServerState};
+use crate::stop::Stops;
 
 /// Decrements the connected-clients gauge however the connection task ends.
 struct ConnectedGuard(Arc<ServerState>);
@@ -34,7 +35,7 @@ pub async fn run(
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stops = Arc::new(Stops::default());
     // Each connection holds a sender; `recv` returns None once all are dropped.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -63,7 +64,7 @@ pub async fn run(
                     });
                     continue;
                 }
-                let (state, stop, done) = (state.clone(), stop_rx.clone(), done_tx.clone());
+                let (state, stop, done) = (state.clone(), stops.register(), done_tx.clone());
                 tokio::spawn(async move {
                     crate::connection::handle(socket, state, stop).await;
                     drop(guard);
@@ -74,7 +75,7 @@ pub async fn run(
         }
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    stops.stop_all();
     drop(done_tx);
     let _ = done_rx.recv().await;
 }
