@@ -100,15 +100,6 @@ impl Stops {
             s.stop();
         }
     }
-
-    /// How many signals are registered.
-    pub fn len(&self) -> usize {
-        self.inner.lock().live.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl std::ops::Deref for Registered {
@@ -134,7 +125,7 @@ mod tests {
     async fn stop_all_wakes_waiting_and_later_waits() {
         let stops = Arc::new(Stops::default());
         let (a, b) = (stops.register(), stops.register());
-        assert_eq!(stops.len(), 2);
+        assert_eq!(stops.inner.lock().live.len(), 2);
         // `a` waits on another task across many polls (as a connection's reads do).
         let waiter = tokio::spawn(async move {
             for _ in 0..100 {
@@ -158,7 +149,10 @@ mod tests {
         let now = tokio::time::timeout(Duration::from_secs(10), b.stopped()).await;
         assert!(now.is_ok());
         drop(b);
-        assert!(stops.is_empty(), "dropped signals stay registered");
+        assert!(
+            stops.inner.lock().live.is_empty(),
+            "dropped signals stay registered"
+        );
     }
 
     /// Counts its wake-ups.

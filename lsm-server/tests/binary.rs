@@ -84,12 +84,9 @@ fn start(dir: &Path, args: &[&str]) -> (lsm_testkit::Child, u16, String) {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap()),
     );
-    let marker = "lsm-server listening addr=127.0.0.1:";
-    let port = server
-        .wait_for_log(&log, marker, Duration::from_secs(20))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+    let port = server.logged_port(&log, Duration::from_secs(20));
     let text = std::fs::read_to_string(&log).unwrap();
-    let port = port.unwrap_or_else(|| panic!("no `{marker}PORT` line in the log:\n{text}"));
+    let port = port.unwrap_or_else(|| panic!("no listening line in the log:\n{text}"));
     (server, port, text)
 }
 

@@ -62,12 +62,7 @@ fn spawn_with(
 /// The port a node started with `--port 0` bound, from its log line.
 fn bound_port(process: &mut Child, log: &Path) -> u16 {
     process
-        .wait_for_log(
-            log,
-            "lsm-server listening addr=127.0.0.1:",
-            Duration::from_secs(30),
-        )
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .logged_port(log, Duration::from_secs(30))
         .unwrap_or_else(|| {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             panic!("{} did not log its address; log:\n{text}", process.name)

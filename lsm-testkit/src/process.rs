@@ -100,6 +100,13 @@ impl Child {
         }
     }
 
+    /// The port an `lsm-server` started with `--port 0` bound, from its log line
+    /// `lsm-server listening addr=127.0.0.1:PORT` in `log`; None as for [`Child::wait_for_log`].
+    pub fn logged_port(&mut self, log: &Path, limit: Duration) -> Option<u16> {
+        self.wait_for_log(log, "lsm-server listening addr=127.0.0.1:", limit)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+    }
+
     /// Waits up to `limit` for a line containing `marker` in the file `log` (where the
     /// process writes its log); returns what follows the marker on the first such line.
     /// None when the process exits or the time runs out first.
